@@ -1,0 +1,49 @@
+"""Settings of one run, validated once so that algorithms can trust them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dsi_ref.errors import InvalidConfig
+from dsi_ref.faults import NO_FAULTS, Fault
+from dsi_ref.latency import Latency
+from dsi_ref.sampling import SamplingConfig
+
+
+def _positive_int(x: object, what: str) -> int:
+    if isinstance(x, bool) or not isinstance(x, int) or x < 1:
+        raise InvalidConfig(f"{what} must be an int >= 1, got {x!r}")
+    return x
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """max_tokens new tokens; lookahead k; P target servers (DSI only); one drafter."""
+
+    max_tokens: int
+    k: int = 1
+    servers: int = 1
+    seed: int = 0
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    target_latency: Latency = field(default_factory=lambda: Latency.of(1, 1, "target"))
+    drafter_latency: Latency = field(default_factory=lambda: Latency.of("1/10", "1/10", "drafter"))
+    prompt: tuple[int, ...] = ()
+    point_mass_proposal: bool = False
+    faults: frozenset[Fault] = NO_FAULTS
+
+    def __post_init__(self) -> None:
+        _positive_int(self.max_tokens, "max_tokens")
+        _positive_int(self.k, "lookahead k")
+        _positive_int(self.servers, "number of target servers P")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidConfig(f"seed must be an int >= 0, got {self.seed!r}")
+        if not isinstance(self.sampling, SamplingConfig):
+            raise InvalidConfig(f"sampling must be a SamplingConfig, got {self.sampling!r}")
+        for name in ("target_latency", "drafter_latency"):
+            if not isinstance(getattr(self, name), Latency):
+                raise InvalidConfig(f"{name} must be a Latency, got {getattr(self, name)!r}")
+        if not isinstance(self.prompt, Sequence):
+            raise InvalidConfig(f"prompt must be a sequence of token ids, got {self.prompt!r}")
+        object.__setattr__(self, "prompt", tuple(self.prompt))
+        object.__setattr__(self, "faults", frozenset(self.faults))

@@ -1,0 +1,110 @@
+"""Exact output law of an algorithm, by enumerating its keyed randomness.
+
+`exact_law(run)` calls `run(chooser)` once per distinct path. The chooser keeps,
+for every key, the interval [lo, hi) that the key's uniform U is known to lie in
+on the current path. A choice cuts that interval by the cdf of its weights; if
+more than one piece has positive length the path branches. Because each key is
+one uniform, a key that is asked again (say a redraft at a position after a
+rejection, with a new q) is handled exactly: it cuts the remaining interval. A
+path's probability is the product over keys of hi - lo. The runs are the real
+implementation, so the law returned is the law of the code, with no sampling error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from fractions import Fraction
+from typing import TypeVar
+
+from dsi_ref.errors import EnumerationError
+from dsi_ref.randomness import Chooser, Key
+
+T = TypeVar("T", bound=Hashable)
+
+_ZERO = Fraction(0)
+_ONE = Fraction(1)
+
+
+class _PathChooser:
+    def __init__(self, script: list[int]) -> None:
+        self.script = script
+        self.depth = 0
+        self.branch_sizes: list[int] = []
+        self.intervals: dict[Key, tuple[Fraction, Fraction]] = {}
+
+    def _pieces(self, key: Key, cuts: Sequence[Fraction]) -> list[tuple[int, Fraction, Fraction]]:
+        lo, hi = self.intervals.get(key, (_ZERO, _ONE))
+        pieces = []
+        for j in range(len(cuts) - 1):
+            a, b = max(lo, cuts[j]), min(hi, cuts[j + 1])
+            if a < b:
+                pieces.append((j, a, b))
+        return pieces
+
+    def _take(self, key: Key, cuts: Sequence[Fraction]) -> int:
+        pieces = self._pieces(key, cuts)
+        if not pieces:
+            raise EnumerationError(f"no outcome has positive probability at key {key}")
+        if len(pieces) == 1:
+            pick = 0
+        else:
+            if self.depth < len(self.script):
+                pick = self.script[self.depth]
+            else:
+                pick = 0
+                self.script.append(0)
+            self.branch_sizes.append(len(pieces))
+            self.depth += 1
+        j, a, b = pieces[pick]
+        self.intervals[key] = (a, b)
+        return j
+
+    def choice(self, key: Key, weights: Sequence[Fraction | float]) -> int:
+        cuts = [_ZERO]
+        for w in weights:
+            if not isinstance(w, Fraction):
+                raise EnumerationError(
+                    f"exact enumeration needs Fraction weights, got {w!r} at key {key}"
+                )
+            cuts.append(cuts[-1] + w)
+        if cuts[-1] != 1:
+            raise EnumerationError(f"weights at key {key} sum to {cuts[-1]}, not 1")
+        return self._take(key, cuts)
+
+    def bernoulli(self, key: Key, prob: Fraction | float) -> bool:
+        if not isinstance(prob, Fraction):
+            raise EnumerationError(f"exact enumeration needs a Fraction, got {prob!r} at {key}")
+        p = min(max(prob, _ZERO), _ONE)
+        return self._take(key, [_ZERO, p, _ONE]) == 0
+
+    def probability(self) -> Fraction:
+        out = _ONE
+        for lo, hi in self.intervals.values():
+            out *= hi - lo
+        return out
+
+
+def exact_law(run: Callable[[Chooser], T], max_paths: int = 1_000_000) -> dict[T, Fraction]:
+    """The exact law of `run(chooser)` as {outcome: probability}; probabilities sum to 1."""
+    law: dict[T, Fraction] = {}
+    script: list[int] = []
+    paths = 0
+    while True:
+        chooser = _PathChooser(script)
+        outcome = run(chooser)
+        law[outcome] = law.get(outcome, _ZERO) + chooser.probability()
+        paths += 1
+        if paths > max_paths:
+            raise EnumerationError(f"more than max_paths={max_paths} paths; shrink the instance")
+        # Odometer step over branch points: advance the deepest one not yet exhausted.
+        sizes = chooser.branch_sizes
+        script = chooser.script[: len(sizes)]
+        while script and script[-1] + 1 >= sizes[len(script) - 1]:
+            script.pop()
+        if not script:
+            break
+        script[-1] += 1
+    total = sum(law.values(), _ZERO)
+    if total != 1:  # a path-dependent branching bug would show here
+        raise EnumerationError(f"enumerated probabilities sum to {total}, not 1")
+    return law

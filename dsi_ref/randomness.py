@@ -1,0 +1,76 @@
+"""Randomness keyed by (seed, absolute position, purpose).
+
+Algorithms never hold a random generator. They ask a `Chooser` for a categorical
+choice or a Bernoulli under a `Key`. Each key names one uniform U in [0, 1); a
+choice with weights w returns the j with cdf(j-1) <= U < cdf(j), and a Bernoulli
+with probability b returns U < b. Asking twice under one key reuses the same U,
+so the answer depends on *what* is asked at a position, never on *when* or in
+which order threads asked. The sampler below draws U from a hash; the enumerator
+in `dsi_ref.exact` tracks the interval U is known to lie in, exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import NamedTuple, Protocol
+
+from dsi_ref.prob import Num, inverse_cdf
+
+
+class Purpose(IntEnum):
+    DRAFT = 1  # the drafter's sample at a position
+    ACCEPT = 2  # the acceptance test of the draft at a position
+    RESIDUAL = 3  # the corrected token after a rejection
+    TARGET = 4  # a token sampled from the target alone (non-SI, SI's bonus token)
+
+
+class Key(NamedTuple):
+    position: int
+    purpose: Purpose
+
+
+class Chooser(Protocol):
+    def choice(self, key: Key, weights: Sequence[Num]) -> int:
+        """Index j of the part of [0, 1) that U(key) falls in, cut by the cdf of `weights`."""
+        ...
+
+    def bernoulli(self, key: Key, prob: Num) -> bool:
+        """U(key) < prob."""
+        ...
+
+
+_MASK = (1 << 64) - 1
+
+
+def _mix64(x: int) -> int:
+    """splitmix64 finaliser: a bijective, well-mixed hash of a 64-bit word."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def keyed_uniform(seed: int, key: Key) -> float:
+    """The uniform U(seed, key) in [0, 1) with 53 random bits."""
+    h = _mix64((seed & _MASK) ^ _mix64((key.position << 3) | int(key.purpose)))
+    h = _mix64(h ^ (seed >> 64))
+    return (h >> 11) * (1.0 / (1 << 53))
+
+
+class SeededChooser:
+    """A Chooser whose uniforms are a pure function of (seed, key)."""
+
+    def __init__(self, seed: int) -> None:
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        self.seed = seed
+
+    def uniform(self, key: Key) -> float:
+        return keyed_uniform(self.seed, key)
+
+    def choice(self, key: Key, weights: Sequence[Num]) -> int:
+        return inverse_cdf(weights, keyed_uniform(self.seed, key))
+
+    def bernoulli(self, key: Key, prob: Num) -> bool:
+        return keyed_uniform(self.seed, key) < prob

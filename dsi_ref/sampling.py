@@ -1,0 +1,117 @@
+"""Sampling settings (greedy, temperature, top-k, top-p) and the warp they apply.
+
+The same warp is applied to the target and to the drafter before verification;
+the drafter's draft is sampled from its warped q, and that q is the one verified.
+The target law that the algorithms must preserve is therefore warp(p).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+from dsi_ref.errors import InvalidConfig
+from dsi_ref.models import LanguageModel
+from dsi_ref.prob import Dist, Num, normalize
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """greedy=True verifies by exact match with argmax; otherwise speculative sampling."""
+
+    greedy: bool = False
+    temperature: Fraction | float = Fraction(1)
+    top_k: int | None = None
+    top_p: Fraction | float | None = None
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float, Fraction)):
+            raise InvalidConfig(f"temperature must be a number, got {t!r}")
+        if isinstance(t, float) and not math.isfinite(t):
+            raise InvalidConfig(f"temperature must be finite, got {t!r}")
+        if not self.greedy and t <= 0:
+            raise InvalidConfig(
+                f"temperature must be > 0 when sampling, got {t!r} (use greedy=True for argmax)"
+            )
+        if self.top_k is not None and (
+            isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
+        ):
+            raise InvalidConfig(f"top_k must be an int >= 1 or None, got {self.top_k!r}")
+        tp = self.top_p
+        if tp is not None and (
+            isinstance(tp, bool)
+            or not isinstance(tp, (int, float, Fraction))
+            or (isinstance(tp, float) and math.isnan(tp))
+            or not (0 < tp <= 1)
+        ):
+            raise InvalidConfig(f"top_p must lie in (0, 1], got {tp!r}")
+
+    def describe(self) -> str:
+        if self.greedy:
+            return "greedy"
+        parts = [f"T={self.temperature}"]
+        if self.top_k is not None:
+            parts.append(f"top_k={self.top_k}")
+        if self.top_p is not None:
+            parts.append(f"top_p={self.top_p}")
+        return "sample(" + ", ".join(parts) + ")"
+
+
+def _power(x: Num, t: Fraction | float) -> Num:
+    """x ** (1/t), exact when x is a Fraction and 1/t is an integer."""
+    if isinstance(x, Fraction):
+        inv = 1 / Fraction(t)
+        if inv.denominator == 1:
+            return Fraction(x ** int(inv))
+        return Fraction(math.pow(float(x), float(inv)))
+    return math.pow(x, 1.0 / float(t))
+
+
+def warp(p: Sequence[Num], cfg: SamplingConfig) -> Dist:
+    """Apply temperature, then top-k, then top-p; return a normalised distribution."""
+    if cfg.greedy:
+        return tuple(p)
+    out: list[Num] = list(p)
+    if cfg.temperature != 1:
+        top = max(out)  # scale first so small temperatures do not underflow to all zeros
+        out = [_power(x / top, cfg.temperature) if x > 0 else x for x in out]
+    order = sorted(range(len(out)), key=lambda i: (-out[i], i))
+    keep = set(order)
+    if cfg.top_k is not None and cfg.top_k < len(out):
+        keep = set(order[: cfg.top_k])
+    if cfg.top_p is not None and cfg.top_p < 1:
+        total = sum(out[i] for i in order if i in keep)
+        acc = total - total
+        chosen: set[int] = set()
+        for i in order:
+            if i not in keep:
+                continue
+            chosen.add(i)
+            acc += out[i]
+            if acc >= cfg.top_p * total:
+                break
+        keep = chosen
+    zero = out[0] - out[0]
+    return normalize([x if i in keep else zero for i, x in enumerate(out)], "warped weights")
+
+
+class WarpedModel:
+    """A model seen through sampling settings, with a cache keyed by the model's state."""
+
+    def __init__(self, model: LanguageModel, cfg: SamplingConfig) -> None:
+        self.model = model
+        self.cfg = cfg
+        self._cache: dict[Hashable, Dist] = {}
+        self.calls = 0
+
+    def dist(self, prefix: Sequence[int]) -> Dist:
+        self.calls += 1
+        s = self.model.state(prefix)
+        d = self._cache.get(s)
+        if d is None:
+            d = warp(self.model.next_dist(prefix), self.cfg)
+            self._cache[s] = d
+        return d

@@ -1,0 +1,90 @@
+"""Speculative inference: draft k tokens, verify them in one target pass, repeat.
+
+Drafting and verification alternate and each waits for the other. On full
+acceptance the target's extra scored position gives a bonus token sampled from
+p alone (key purpose TARGET); near the end only min(k, left - 1) tokens are drafted.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from dsi_ref.config import RunConfig
+from dsi_ref.faults import Fault
+from dsi_ref.models import LanguageModel
+from dsi_ref.prob import Dist
+from dsi_ref.randomness import Chooser, SeededChooser
+from dsi_ref.result import Counters, RunResult
+from dsi_ref.trace import TraceRecorder
+from dsi_ref.verify import Verifier
+from dsi_ref.workers import make_workers
+
+
+def run_si(
+    target: LanguageModel,
+    drafter: LanguageModel,
+    cfg: RunConfig,
+    *,
+    record: bool = False,
+    chooser: Chooser | None = None,
+) -> RunResult:
+    verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
+    scorer, draft_worker = make_workers(
+        target, drafter, cfg.sampling, verifier, cfg.prompt, cfg.point_mass_proposal, cfg.faults
+    )
+    rec = TraceRecorder(record, "si", cfg, target.vocab_size)
+    n, k = cfg.max_tokens, cfg.k
+    t = Fraction(0)
+    tokens: list[int] = []
+    times: list[Fraction] = []
+    c = Counters()
+    task_id = draft_id = 0
+    while len(tokens) < n:
+        i = len(tokens)
+        m = min(k, n - i - 1)
+        chain = list(tokens)
+        qs: list[Dist] = []
+        for j in range(m):
+            rec.event(t, "draft_start", id=draft_id, pos=i + j)
+            t += cfg.drafter_latency.forward(i + j)
+            tok, q = draft_worker.draft(chain, i + j)
+            rec.event(t, "draft_done", id=draft_id, pos=i + j, token=tok)
+            draft_id += 1
+            chain.append(tok)
+            qs.append(q)
+        rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
+        rec.event(t, "task_start", id=task_id, server=0)
+        t += cfg.target_latency.forward(i)
+        ps = scorer.score(chain, i, i + m)
+        rec.event(t, "task_done", id=task_id, server=0)
+        for j in range(m):
+            token, ok = verifier.verify(i + j, ps[j], qs[j], chain[i + j])
+            rec.commit(
+                t,
+                i + j,
+                token,
+                source="verify",
+                task=task_id,
+                p=ps[j],
+                draft=chain[i + j],
+                q=qs[j],
+                accepted=ok,
+            )
+            tokens.append(token)
+            times.append(t)
+            if not ok:
+                c.drafts_rejected += 1
+                c.drafts_wasted += m - j
+                break
+            c.drafts_accepted += 1
+        else:
+            bonus = ps[m - 1] if Fault.BONUS_OFF_BY_ONE in cfg.faults and m > 0 else ps[m]
+            token = verifier.target_token(i + m, bonus)
+            rec.commit(t, i + m, token, source="target", task=task_id, p=bonus)
+            tokens.append(token)
+            times.append(t)
+        task_id += 1
+    rec.event(t, "done")
+    c.target_forwards = scorer.forwards
+    c.drafter_forwards = draft_worker.forwards
+    return RunResult("si", tuple(tokens), t, tuple(times), c, rec.finish(tokens, t))

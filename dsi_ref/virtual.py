@@ -1,0 +1,132 @@
+"""Drives the DSI scheduler on a virtual clock with exact rational times.
+
+The drafter is one worker; each of the P servers is one worker. A forward pass
+takes the model's TTFT if it scores position 0, else its TPOT. Cancellation is
+instant (the paper's model: a preempted thread frees its server at once). Events
+due at the same time are handled in the order they were scheduled. Results are
+computed when the pass ends, so a cancelled pass draws no randomness.
+"""
+
+from __future__ import annotations
+
+import heapq
+from fractions import Fraction
+
+from dsi_ref.config import RunConfig
+from dsi_ref.models import LanguageModel
+from dsi_ref.randomness import Chooser, SeededChooser
+from dsi_ref.result import RunResult
+from dsi_ref.scheduler import (
+    CancelDraft,
+    CancelTask,
+    Command,
+    Commit,
+    DSIScheduler,
+    Finished,
+    QueueTask,
+    StartDraft,
+    StartTask,
+)
+from dsi_ref.trace import TraceRecorder
+from dsi_ref.verify import Verifier
+from dsi_ref.workers import make_workers
+
+_DRAFT, _TASK = 0, 1
+
+
+def run_dsi(
+    target: LanguageModel,
+    drafter: LanguageModel,
+    cfg: RunConfig,
+    *,
+    record: bool = False,
+    chooser: Chooser | None = None,
+) -> RunResult:
+    verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
+    scorer, draft_worker = make_workers(
+        target, drafter, cfg.sampling, verifier, cfg.prompt, cfg.point_mass_proposal, cfg.faults
+    )
+    sched = DSIScheduler(
+        cfg.max_tokens,
+        cfg.k,
+        cfg.servers,
+        verifier,
+        cfg.target_latency.ttft,
+        cfg.target_latency.tpot,
+        cfg.faults,
+    )
+    rec = TraceRecorder(record, "dsi", cfg, target.vocab_size)
+    heap: list[tuple[Fraction, int, int, int]] = []  # (time, seq, kind, id)
+    live: dict[tuple[int, int], StartDraft | StartTask] = {}
+    seq = 0
+    now = Fraction(0)
+    times: list[Fraction] = []
+    done = False
+
+    def execute(cmds: list[Command]) -> None:
+        nonlocal seq, done
+        for cmd in cmds:
+            if isinstance(cmd, StartDraft):
+                end = now + cfg.drafter_latency.forward(cmd.position)
+                live[(_DRAFT, cmd.draft_id)] = cmd
+                heapq.heappush(heap, (end, seq, _DRAFT, cmd.draft_id))
+                seq += 1
+                rec.event(now, "draft_start", id=cmd.draft_id, pos=cmd.position)
+            elif isinstance(cmd, StartTask):
+                end = now + cfg.target_latency.forward(cmd.first)
+                live[(_TASK, cmd.task_id)] = cmd
+                heapq.heappush(heap, (end, seq, _TASK, cmd.task_id))
+                seq += 1
+                rec.event(now, "task_start", id=cmd.task_id, server=cmd.server)
+            elif isinstance(cmd, QueueTask):
+                rec.event(
+                    now,
+                    "task_submit",
+                    id=cmd.task_id,
+                    kind=cmd.kind,
+                    tokens=list(cmd.tokens),
+                    first=cmd.first,
+                    last=cmd.last,
+                )
+            elif isinstance(cmd, CancelDraft):
+                live.pop((_DRAFT, cmd.draft_id), None)
+                rec.event(now, "draft_cancel", id=cmd.draft_id)
+            elif isinstance(cmd, CancelTask):
+                live.pop((_TASK, cmd.task_id), None)
+                rec.event(now, "task_cancel", id=cmd.task_id, reason=cmd.reason)
+            elif isinstance(cmd, Commit):
+                times.append(now)
+                rec.commit(
+                    now,
+                    cmd.position,
+                    cmd.token,
+                    source="verify",
+                    task=cmd.task_id,
+                    p=cmd.p,
+                    draft=cmd.draft,
+                    q=cmd.q,
+                    accepted=cmd.accepted,
+                )
+            elif isinstance(cmd, Finished):
+                done = True
+                rec.event(now, "done")
+
+    execute(sched.start())
+    while not done:
+        if not heap:
+            raise RuntimeError("DSI scheduler stalled with no work in flight")  # a bug, not input
+        now, _, kind, ident = heapq.heappop(heap)
+        job = live.pop((kind, ident), None)
+        if job is None:
+            continue  # cancelled
+        if isinstance(job, StartDraft):
+            token, q = draft_worker.draft(job.tokens, job.position)
+            rec.event(now, "draft_done", id=ident, token=token)
+            execute(sched.on_draft_done(ident, token, q))
+        else:
+            dists = scorer.score(job.tokens, job.first, job.last)
+            rec.event(now, "task_done", id=ident)
+            execute(sched.on_task_done(ident, dists))
+    c = sched.counters
+    tokens = sched.committed
+    return RunResult("dsi", tokens, now, tuple(times), c, rec.finish(tokens, now))
