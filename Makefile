@@ -1,0 +1,45 @@
+# The README's two commands: `make demo` and `make test`. Both create .venv on first use.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit proofs bench heatmap clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+demo: $(VENV)/.installed-base
+	$(BIN)/python -m dsi_ref demo
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy --strict dsi_ref proofs
+
+unit: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+proofs: $(VENV)/.installed-test
+	$(BIN)/python -m proofs check
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-columns=min,median,mean,rounds
+
+heatmap: $(VENV)/.installed-test
+	$(BIN)/python -m dsi_ref heatmap --out out/figure2
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .benchmarks out

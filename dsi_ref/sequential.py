@@ -1,0 +1,34 @@
+"""The simple sequential per-position reference that DSI's output must equal.
+
+Token i is the speculative-sampling rule at position i applied to the target's
+and drafter's warped distributions on the committed prefix, with keyed
+randomness. DSI (any k, P, latencies) commits exactly these tokens: see
+proofs/ T6 for the statement and its conditions.
+"""
+
+from __future__ import annotations
+
+from dsi_ref.config import RunConfig
+from dsi_ref.models import LanguageModel
+from dsi_ref.randomness import Chooser, SeededChooser
+from dsi_ref.verify import Verifier
+from dsi_ref.workers import make_workers
+
+
+def reference_tokens(
+    target: LanguageModel,
+    drafter: LanguageModel,
+    cfg: RunConfig,
+    chooser: Chooser | None = None,
+) -> tuple[int, ...]:
+    verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
+    scorer, draft_worker = make_workers(
+        target, drafter, cfg.sampling, verifier, cfg.prompt, cfg.point_mass_proposal, cfg.faults
+    )
+    tokens: list[int] = []
+    for i in range(cfg.max_tokens):
+        draft, q = draft_worker.draft(tokens, i)
+        (p,) = scorer.score(tokens, i, i)
+        token, _ = verifier.verify(i, p, q, draft)
+        tokens.append(token)
+    return tuple(tokens)
