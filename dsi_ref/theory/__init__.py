@@ -1,0 +1,1 @@
+"""Latency theory: the i.i.d.-acceptance timing model, exact expectations, Figure 2."""
