@@ -24,8 +24,9 @@ The rules, in the order they act:
    in-flight draft are cancelled (each depends on the rejected draft), stored
    p's beyond it are dropped, and drafting restarts after the new token.
 6. Tasks wait in a queue when all P servers are busy. Queue discipline: the task
-   whose first still-needed position is smallest goes first (ties: the one that
-   covers more positions, then submission order), because only the lowest
+   whose first still-needed position is smallest goes first (ties: the cheaper
+   pass, i.e. not a prefill; then the one that covers more positions; then
+   submission order), because only the lowest
    uncommitted position can unblock a commit. Tasks that can no longer yield a
    needed position are cancelled, running or queued.
 
@@ -327,6 +328,7 @@ class DSIScheduler:
                 self.queue,
                 key=lambda i: (
                     max(self.s.tasks[i].first, c),
+                    self._cost(self.s.tasks[i].first),
                     -self.s.tasks[i].last,
                     i,
                 ),
