@@ -43,7 +43,21 @@ class RunConfig:
         for name in ("target_latency", "drafter_latency"):
             if not isinstance(getattr(self, name), Latency):
                 raise InvalidConfig(f"{name} must be a Latency, got {getattr(self, name)!r}")
-        if not isinstance(self.prompt, Sequence):
+        if isinstance(self.prompt, (str, bytes)) or not isinstance(self.prompt, Sequence):
             raise InvalidConfig(f"prompt must be a sequence of token ids, got {self.prompt!r}")
+        for t in self.prompt:
+            # The vocabulary is checked when the run meets its models (dsi_ref.workers).
+            if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+                raise InvalidConfig(f"prompt token {t!r} is not a token id (an int >= 0)")
+        if not isinstance(self.point_mass_proposal, bool):
+            raise InvalidConfig(
+                f"point_mass_proposal must be a bool, got {self.point_mass_proposal!r}"
+            )
+        faults = self.faults
+        if isinstance(faults, Fault) or not isinstance(faults, (set, frozenset, list, tuple)):
+            raise InvalidConfig(f"faults must be a set of Fault, got {faults!r}")
+        for f in faults:
+            if not isinstance(f, Fault):
+                raise InvalidConfig(f"faults must hold Fault members, got {f!r}")
         object.__setattr__(self, "prompt", tuple(self.prompt))
-        object.__setattr__(self, "faults", frozenset(self.faults))
+        object.__setattr__(self, "faults", frozenset(faults))

@@ -14,21 +14,26 @@ from fractions import Fraction
 from dsi_ref.errors import InvalidConfig
 
 
-def to_time(x: object, what: str) -> Fraction:
-    """A non-negative exact time from an int, Fraction, float or decimal string."""
+def _parse(x: object, what: str) -> Fraction:
     if isinstance(x, bool):
         raise InvalidConfig(f"{what} must be a number, got {x!r}")
-    try:
-        if isinstance(x, float):
-            if not math.isfinite(x):
-                raise InvalidConfig(f"{what} must be finite, got {x!r}")
-            v = Fraction(str(x))  # 0.1 means one tenth, not its binary neighbour
-        elif isinstance(x, (int, Fraction, str)):
-            v = Fraction(x)
-        else:
-            raise InvalidConfig(f"{what} must be a number, got {x!r}")
-    except (ValueError, ZeroDivisionError) as e:
-        raise InvalidConfig(f"{what} is not a number: {x!r}") from e
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            raise InvalidConfig(f"{what} must be finite, got {x!r}")
+        return Fraction(str(x))  # 0.1 means one tenth, not its binary neighbour
+    if isinstance(x, (int, Fraction)):
+        return Fraction(x)
+    if isinstance(x, str):
+        try:
+            return Fraction(x)  # rejects "nan" and "inf": Fraction has no such values
+        except (ValueError, ZeroDivisionError):
+            raise InvalidConfig(f"{what} is not a number: {x!r}") from None
+    raise InvalidConfig(f"{what} must be a number, got {x!r}")
+
+
+def to_time(x: object, what: str) -> Fraction:
+    """A non-negative exact time from an int, Fraction, float or decimal string."""
+    v = _parse(x, what)
     if v < 0:
         raise InvalidConfig(f"{what} must be >= 0, got {x!r}")
     return v
@@ -41,12 +46,26 @@ class Latency:
     ttft: Fraction
     tpot: Fraction
 
+    def __post_init__(self) -> None:
+        # Direct construction must meet the same rules as `of`: exact, TTFT >= 0, TPOT > 0.
+        for name in ("ttft", "tpot"):
+            v = getattr(self, name)
+            if not isinstance(v, Fraction):
+                raise InvalidConfig(
+                    f"Latency.{name} must be a Fraction (use Latency.of), got {v!r}"
+                )
+        if self.ttft < 0:
+            raise InvalidConfig(f"Latency TTFT must be >= 0, got {self.ttft}")
+        if self.tpot <= 0:
+            raise InvalidConfig(f"Latency TPOT must be > 0, got {self.tpot}")
+
     @staticmethod
     def of(ttft: object, tpot: object | None = None, name: str = "model") -> Latency:
         a = to_time(ttft, f"{name} TTFT")
         b = a if tpot is None else to_time(tpot, f"{name} TPOT")
         if b == 0:
-            raise InvalidConfig(f"{name} TPOT must be > 0, got {tpot!r}")
+            bad = ttft if tpot is None else tpot
+            raise InvalidConfig(f"{name} TPOT must be > 0, got {bad!r}")
         return Latency(a, b)
 
     def forward(self, first_position: int) -> Fraction:

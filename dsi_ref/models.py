@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from fractions import Fraction
 from typing import Protocol, runtime_checkable
 
-from dsi_ref.errors import InvalidConfig, VocabularyMismatch
+from dsi_ref.errors import InvalidConfig, InvalidDistribution, VocabularyMismatch
 from dsi_ref.prob import Dist, Num, check_dist
 
 
@@ -31,6 +31,38 @@ def _check_vocab(v: object) -> int:
     return v
 
 
+def _check_order(order: object) -> int:
+    if not isinstance(order, int) or isinstance(order, bool) or order < 0:
+        raise InvalidConfig(f"Markov order must be an int >= 0, got {order!r}")
+    return order
+
+
+def _table_dist(p: object, vocab: int, what: str) -> Dist:
+    """A table entry checked as a distribution over exactly `vocab` tokens."""
+    if isinstance(p, (str, bytes)) or not isinstance(p, Sequence):
+        raise InvalidDistribution(f"{what} must be a sequence of probabilities, got {p!r}")
+    if len(p) == 0:
+        raise InvalidDistribution(f"{what} is empty: {p!r}")
+    d = check_dist(p, what)
+    if len(d) != vocab:
+        raise VocabularyMismatch(f"{what} has {len(d)} entries, vocabulary size is {vocab}")
+    return d
+
+
+def _check_context(ctx: object, vocab: int, order: int, name: str) -> tuple[int, ...]:
+    # A context longer than `order` would never be looked up: a silent typo, so refuse it.
+    if not isinstance(ctx, tuple) or len(ctx) > order:
+        raise InvalidConfig(
+            f"{name}: context {ctx!r} must be a tuple of at most order={order} token ids"
+        )
+    for t in ctx:
+        if isinstance(t, bool) or not isinstance(t, int) or not (0 <= t < vocab):
+            raise InvalidConfig(
+                f"{name}: context {ctx!r} has token {t!r} outside the vocabulary 0..{vocab - 1}"
+            )
+    return ctx
+
+
 class MarkovModel:
     """Next-token law depends on the last `order` tokens (fewer near the start).
 
@@ -47,28 +79,19 @@ class MarkovModel:
         name: str = "markov",
     ) -> None:
         self._vocab = _check_vocab(vocab_size)
-        if not isinstance(order, int) or order < 0:
-            raise InvalidConfig(f"Markov order must be an int >= 0, got {order!r}")
-        self.order = order
+        self.order = _check_order(order)
         self.name = name
+        if not isinstance(table, Mapping):
+            raise InvalidConfig(
+                f"{name}: table must map context tuples to distributions, got {table!r}"
+            )
         self._table: dict[tuple[int, ...], Dist] = {}
         for ctx, p in table.items():
-            d = check_dist(p, f"{name} distribution at context {ctx}")
-            if len(d) != self._vocab:
-                raise VocabularyMismatch(
-                    f"{name}: distribution at context {ctx} has {len(d)} entries, "
-                    f"vocabulary size is {self._vocab}"
-                )
-            self._table[tuple(ctx)] = d
+            c = _check_context(ctx, self._vocab, self.order, name)
+            self._table[c] = _table_dist(p, self._vocab, f"{name} distribution at context {ctx}")
         self._default: Dist | None = None
         if default is not None:
-            d = check_dist(default, f"{name} default distribution")
-            if len(d) != self._vocab:
-                raise VocabularyMismatch(
-                    f"{name}: default distribution has {len(d)} entries, "
-                    f"vocabulary size is {self._vocab}"
-                )
-            self._default = d
+            self._default = _table_dist(default, self._vocab, f"{name} default distribution")
 
     @property
     def vocab_size(self) -> int:
@@ -98,16 +121,18 @@ class MixtureDrafter:
     """
 
     def __init__(self, target: LanguageModel, noise: Num, r: Sequence[Num]) -> None:
-        if not (0 <= noise <= 1):
-            raise InvalidConfig(f"noise weight must lie in [0, 1], got {noise!r}")
+        if (
+            isinstance(noise, bool)
+            or not isinstance(noise, (int, float, Fraction))
+            or not (0 <= noise <= 1)  # also false for NaN
+        ):
+            raise InvalidConfig(f"noise weight must be a number in [0, 1], got {noise!r}")
+        if not isinstance(target, LanguageModel):
+            raise InvalidConfig(f"MixtureDrafter needs a LanguageModel target, got {target!r}")
         self.target = target
         self.noise = noise
-        self.r = check_dist(r, "noise distribution")
-        if len(self.r) != target.vocab_size:
-            raise VocabularyMismatch(
-                f"noise distribution has {len(self.r)} entries, target vocabulary is "
-                f"{target.vocab_size}"
-            )
+        vocab = target.vocab_size
+        self.r = _table_dist(r, vocab, "noise distribution")
         self._cache: dict[Hashable, Dist] = {}
 
     @property
@@ -144,6 +169,7 @@ def random_markov(
 ) -> MarkovModel:
     """A Markov model with a random distribution for every context up to `order`."""
     _check_vocab(vocab)
+    _check_order(order)
     rng = random.Random(seed)
     table: dict[tuple[int, ...], Dist] = {}
     contexts: list[tuple[int, ...]] = [()]

@@ -27,6 +27,8 @@ class SamplingConfig:
     top_p: Fraction | float | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.greedy, bool):
+            raise InvalidConfig(f"greedy must be a bool, got {self.greedy!r}")
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float, Fraction)):
             raise InvalidConfig(f"temperature must be a number, got {t!r}")
