@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dsi_ref.errors import InvalidConfig
+from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.faults import NO_FAULTS, Fault
 from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
@@ -13,7 +13,7 @@ from dsi_ref.sampling import SamplingConfig
 
 def _positive_int(x: object, what: str) -> int:
     if isinstance(x, bool) or not isinstance(x, int) or x < 1:
-        raise InvalidConfig(f"{what} must be an int >= 1, got {x!r}")
+        raise InvalidConfig(f"{what} must be an int >= 1, got {show(x)}")
     return x
 
 
@@ -37,27 +37,27 @@ class RunConfig:
         _positive_int(self.k, "lookahead k")
         _positive_int(self.servers, "number of target servers P")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidConfig(f"seed must be an int >= 0, got {self.seed!r}")
+            raise InvalidConfig(f"seed must be an int >= 0, got {show(self.seed)}")
         if not isinstance(self.sampling, SamplingConfig):
-            raise InvalidConfig(f"sampling must be a SamplingConfig, got {self.sampling!r}")
+            raise InvalidConfig(f"sampling must be a SamplingConfig, got {show(self.sampling)}")
         for name in ("target_latency", "drafter_latency"):
             if not isinstance(getattr(self, name), Latency):
-                raise InvalidConfig(f"{name} must be a Latency, got {getattr(self, name)!r}")
+                raise InvalidConfig(f"{name} must be a Latency, got {show(getattr(self, name))}")
         if isinstance(self.prompt, (str, bytes)) or not isinstance(self.prompt, Sequence):
-            raise InvalidConfig(f"prompt must be a sequence of token ids, got {self.prompt!r}")
+            raise InvalidConfig(f"prompt must be a sequence of token ids, got {show(self.prompt)}")
         for t in self.prompt:
             # The vocabulary is checked when the run meets its models (dsi_ref.workers).
             if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-                raise InvalidConfig(f"prompt token {t!r} is not a token id (an int >= 0)")
+                raise InvalidConfig(f"prompt token {show(t)} is not a token id (an int >= 0)")
         if not isinstance(self.point_mass_proposal, bool):
             raise InvalidConfig(
-                f"point_mass_proposal must be a bool, got {self.point_mass_proposal!r}"
+                f"point_mass_proposal must be a bool, got {show(self.point_mass_proposal)}"
             )
         faults = self.faults
         if isinstance(faults, Fault) or not isinstance(faults, (set, frozenset, list, tuple)):
-            raise InvalidConfig(f"faults must be a set of Fault, got {faults!r}")
+            raise InvalidConfig(f"faults must be a set of Fault, got {show(faults)}")
         for f in faults:
             if not isinstance(f, Fault):
-                raise InvalidConfig(f"faults must hold Fault members, got {f!r}")
+                raise InvalidConfig(f"faults must hold Fault members, got {show(f)}")
         object.__setattr__(self, "prompt", tuple(self.prompt))
         object.__setattr__(self, "faults", frozenset(faults))

@@ -29,3 +29,12 @@ class TraceError(DSIError):
 
 class EnumerationError(DSIError):
     """Exact enumeration was asked for what it cannot do exactly (float weights, too many paths)."""
+
+
+def show(x: object) -> str:
+    """A bad value as a user would type it: 3/2 rather than Fraction(3, 2); strings quoted."""
+    from fractions import Fraction
+
+    if isinstance(x, (int, float, Fraction)) and not isinstance(x, bool):
+        return str(x)
+    return repr(x)

@@ -11,15 +11,15 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from dsi_ref.errors import InvalidConfig
+from dsi_ref.errors import InvalidConfig, show
 
 
 def _parse(x: object, what: str) -> Fraction:
     if isinstance(x, bool):
-        raise InvalidConfig(f"{what} must be a number, got {x!r}")
+        raise InvalidConfig(f"{what} must be a number, got {show(x)}")
     if isinstance(x, float):
         if not math.isfinite(x):
-            raise InvalidConfig(f"{what} must be finite, got {x!r}")
+            raise InvalidConfig(f"{what} must be finite, got {show(x)}")
         return Fraction(str(x))  # 0.1 means one tenth, not its binary neighbour
     if isinstance(x, (int, Fraction)):
         return Fraction(x)
@@ -27,15 +27,15 @@ def _parse(x: object, what: str) -> Fraction:
         try:
             return Fraction(x)  # rejects "nan" and "inf": Fraction has no such values
         except (ValueError, ZeroDivisionError):
-            raise InvalidConfig(f"{what} is not a number: {x!r}") from None
-    raise InvalidConfig(f"{what} must be a number, got {x!r}")
+            raise InvalidConfig(f"{what} is not a number: {show(x)}") from None
+    raise InvalidConfig(f"{what} must be a number, got {show(x)}")
 
 
 def to_time(x: object, what: str) -> Fraction:
     """A non-negative exact time from an int, Fraction, float or decimal string."""
     v = _parse(x, what)
     if v < 0:
-        raise InvalidConfig(f"{what} must be >= 0, got {x!r}")
+        raise InvalidConfig(f"{what} must be >= 0, got {show(x)}")
     return v
 
 
@@ -52,7 +52,7 @@ class Latency:
             v = getattr(self, name)
             if not isinstance(v, Fraction):
                 raise InvalidConfig(
-                    f"Latency.{name} must be a Fraction (use Latency.of), got {v!r}"
+                    f"Latency.{name} must be a Fraction (use Latency.of), got {show(v)}"
                 )
         if self.ttft < 0:
             raise InvalidConfig(f"Latency TTFT must be >= 0, got {self.ttft}")
@@ -65,7 +65,7 @@ class Latency:
         b = a if tpot is None else to_time(tpot, f"{name} TPOT")
         if b == 0:
             bad = ttft if tpot is None else tpot
-            raise InvalidConfig(f"{name} TPOT must be > 0, got {bad!r}")
+            raise InvalidConfig(f"{name} TPOT must be > 0, got {show(bad)}")
         return Latency(a, b)
 
     def forward(self, first_position: int) -> Fraction:

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from fractions import Fraction
 from typing import Protocol, runtime_checkable
 
-from dsi_ref.errors import InvalidConfig, InvalidDistribution, VocabularyMismatch
+from dsi_ref.errors import InvalidConfig, InvalidDistribution, VocabularyMismatch, show
 from dsi_ref.prob import Dist, Num, check_dist
 
 
@@ -27,22 +27,22 @@ class LanguageModel(Protocol):
 
 def _check_vocab(v: object) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise InvalidConfig(f"vocabulary size must be an int >= 1, got {v!r}")
+        raise InvalidConfig(f"vocabulary size must be an int >= 1, got {show(v)}")
     return v
 
 
 def _check_order(order: object) -> int:
     if not isinstance(order, int) or isinstance(order, bool) or order < 0:
-        raise InvalidConfig(f"Markov order must be an int >= 0, got {order!r}")
+        raise InvalidConfig(f"Markov order must be an int >= 0, got {show(order)}")
     return order
 
 
 def _table_dist(p: object, vocab: int, what: str) -> Dist:
     """A table entry checked as a distribution over exactly `vocab` tokens."""
     if isinstance(p, (str, bytes)) or not isinstance(p, Sequence):
-        raise InvalidDistribution(f"{what} must be a sequence of probabilities, got {p!r}")
+        raise InvalidDistribution(f"{what} must be a sequence of probabilities, got {show(p)}")
     if len(p) == 0:
-        raise InvalidDistribution(f"{what} is empty: {p!r}")
+        raise InvalidDistribution(f"{what} is empty: {show(p)}")
     d = check_dist(p, what)
     if len(d) != vocab:
         raise VocabularyMismatch(f"{what} has {len(d)} entries, vocabulary size is {vocab}")
@@ -53,12 +53,13 @@ def _check_context(ctx: object, vocab: int, order: int, name: str) -> tuple[int,
     # A context longer than `order` would never be looked up: a silent typo, so refuse it.
     if not isinstance(ctx, tuple) or len(ctx) > order:
         raise InvalidConfig(
-            f"{name}: context {ctx!r} must be a tuple of at most order={order} token ids"
+            f"{name}: context {show(ctx)} must be a tuple of at most order={order} token ids"
         )
     for t in ctx:
         if isinstance(t, bool) or not isinstance(t, int) or not (0 <= t < vocab):
             raise InvalidConfig(
-                f"{name}: context {ctx!r} has token {t!r} outside the vocabulary 0..{vocab - 1}"
+                f"{name}: context {show(ctx)} has token {show(t)} "
+                f"outside the vocabulary 0..{vocab - 1}"
             )
     return ctx
 
@@ -83,7 +84,7 @@ class MarkovModel:
         self.name = name
         if not isinstance(table, Mapping):
             raise InvalidConfig(
-                f"{name}: table must map context tuples to distributions, got {table!r}"
+                f"{name}: table must map context tuples to distributions, got {show(table)}"
             )
         self._table: dict[tuple[int, ...], Dist] = {}
         for ctx, p in table.items():
@@ -126,9 +127,9 @@ class MixtureDrafter:
             or not isinstance(noise, (int, float, Fraction))
             or not (0 <= noise <= 1)  # also false for NaN
         ):
-            raise InvalidConfig(f"noise weight must be a number in [0, 1], got {noise!r}")
+            raise InvalidConfig(f"noise weight must be a number in [0, 1], got {show(noise)}")
         if not isinstance(target, LanguageModel):
-            raise InvalidConfig(f"MixtureDrafter needs a LanguageModel target, got {target!r}")
+            raise InvalidConfig(f"MixtureDrafter needs a LanguageModel target, got {show(target)}")
         self.target = target
         self.noise = noise
         vocab = target.vocab_size

@@ -12,7 +12,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from dsi_ref.errors import InvalidConfig
+from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.models import LanguageModel
 from dsi_ref.prob import Dist, Num, normalize
 
@@ -28,20 +28,20 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.greedy, bool):
-            raise InvalidConfig(f"greedy must be a bool, got {self.greedy!r}")
+            raise InvalidConfig(f"greedy must be a bool, got {show(self.greedy)}")
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float, Fraction)):
-            raise InvalidConfig(f"temperature must be a number, got {t!r}")
+            raise InvalidConfig(f"temperature must be a number, got {show(t)}")
         if isinstance(t, float) and not math.isfinite(t):
-            raise InvalidConfig(f"temperature must be finite, got {t!r}")
+            raise InvalidConfig(f"temperature must be finite, got {show(t)}")
         if not self.greedy and t <= 0:
             raise InvalidConfig(
-                f"temperature must be > 0 when sampling, got {t!r} (use greedy=True for argmax)"
+                f"temperature must be > 0 when sampling, got {show(t)} (use greedy=True for argmax)"
             )
         if self.top_k is not None and (
             isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
         ):
-            raise InvalidConfig(f"top_k must be an int >= 1 or None, got {self.top_k!r}")
+            raise InvalidConfig(f"top_k must be an int >= 1 or None, got {show(self.top_k)}")
         tp = self.top_p
         if tp is not None and (
             isinstance(tp, bool)
@@ -49,7 +49,7 @@ class SamplingConfig:
             or (isinstance(tp, float) and math.isnan(tp))
             or not (0 < tp <= 1)
         ):
-            raise InvalidConfig(f"top_p must lie in (0, 1], got {tp!r}")
+            raise InvalidConfig(f"top_p must lie in (0, 1], got {show(tp)}")
 
     def describe(self) -> str:
         if self.greedy:
