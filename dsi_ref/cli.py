@@ -1,0 +1,341 @@
+"""`python -m dsi_ref`: run, check and demo subcommands (plus the latency-theory ones).
+
+A thin shell: it parses flags into a `RunConfig` and a built-in pair, calls the
+library, and prints. Bad input of any kind prints one line `error: ...` naming
+the bad value and exits 2; a failed trace check exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from dsi_ref.config import RunConfig
+from dsi_ref.demo import (
+    ALGORITHMS,
+    DEMO_MAX_TOKENS,
+    DEMO_PAIR,
+    LABELS,
+    Speedup,
+    demo_config,
+    run_algorithm,
+    speedups,
+)
+from dsi_ref.errors import DSIError, InvalidConfig
+from dsi_ref.latency import Latency
+from dsi_ref.pairs import DEFAULT_PAIR, PAIRS, Pair, get_pair
+from dsi_ref.result import RunResult
+from dsi_ref.sampling import SamplingConfig
+from dsi_ref.trace import load_trace, save_trace
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+SHOWN_TOKENS = 20
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """A flag argparse rejected (unknown option, a non-integer --k, ...)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse would print usage and call sys.exit; main() prints one line instead.
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+# ----- parsing helpers ---------------------------------------------------------
+
+
+def _number(text: str, flag: str) -> Fraction:
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError) as e:
+        raise InvalidConfig(f"{flag} must be a number, got {text!r}") from e
+
+
+def _sampling(args: argparse.Namespace) -> SamplingConfig:
+    temperature = _number(args.temperature, "--temperature")
+    if not args.greedy and temperature <= 0:
+        raise InvalidConfig(
+            f"--temperature must be > 0 when sampling, got {args.temperature!r} "
+            "(use --greedy for argmax decoding)"
+        )
+    top_p = None
+    if args.top_p is not None:
+        top_p = _number(args.top_p, "--top-p")
+        if not 0 < top_p <= 1:
+            raise InvalidConfig(f"--top-p must lie in (0, 1], got {args.top_p!r}")
+    return SamplingConfig(
+        greedy=args.greedy, temperature=temperature, top_k=args.top_k, top_p=top_p
+    )
+
+
+def _prompt(text: str) -> tuple[int, ...]:
+    parts = [s for s in text.replace(",", " ").split() if s]
+    try:
+        return tuple(int(s) for s in parts)
+    except ValueError as e:
+        raise InvalidConfig(f"--prompt must be token ids like '3,1,4', got {text!r}") from e
+
+
+def _config(args: argparse.Namespace) -> RunConfig:
+    return RunConfig(
+        max_tokens=args.max_tokens,
+        k=args.k,
+        servers=args.servers,
+        seed=args.seed,
+        sampling=_sampling(args),
+        target_latency=Latency.of(args.target_ttft, args.target_tpot, "target"),
+        drafter_latency=Latency.of(args.drafter_ttft, args.drafter_tpot, "drafter"),
+        prompt=_prompt(args.prompt),
+        point_mass_proposal=args.point_mass,
+    )
+
+
+# ----- output ------------------------------------------------------------------
+
+
+def _pair_line(pair: Pair) -> str:
+    return (
+        f"pair {pair.name}: {pair.description}; noise {pair.noise}, "
+        f"mean acceptance rate (T=1) {float(pair.mean_acceptance()):.3f}"
+    )
+
+
+def _config_line(cfg: RunConfig) -> str:
+    t, d = cfg.target_latency, cfg.drafter_latency
+    extra = ", point-mass proposals" if cfg.point_mass_proposal else ""
+    prompt = f", prompt {list(cfg.prompt)}" if cfg.prompt else ""
+    return (
+        f"{cfg.max_tokens} tokens, k={cfg.k}, P={cfg.servers} servers, seed {cfg.seed}, "
+        f"{cfg.sampling.describe()}{extra}{prompt}; "
+        f"target TTFT {t.ttft} TPOT {t.tpot}, drafter TTFT {d.ttft} TPOT {d.tpot}"
+    )
+
+
+def _speed(x: Fraction | None) -> str:
+    return "-" if x is None else f"{float(x):.3f}x"
+
+
+def _table(results: list[RunResult], ups: dict[str, Speedup]) -> list[str]:
+    """Metrics as rows, algorithms as columns."""
+    rows: list[tuple[str, list[str]]] = [
+        ("latency (exact)", [str(r.latency) for r in results]),
+        ("latency", [f"{float(r.latency):.4f}" for r in results]),
+        ("per-token mean", [f"{float(r.latency) / len(r.tokens):.4f}" for r in results]),
+        ("target forwards", [str(r.counters.target_forwards) for r in results]),
+        ("drafter forwards", [str(r.counters.drafter_forwards) for r in results]),
+        ("drafts accepted", [str(r.counters.drafts_accepted) for r in results]),
+        ("drafts rejected", [str(r.counters.drafts_rejected) for r in results]),
+        ("drafts wasted", [str(r.counters.drafts_wasted) for r in results]),
+        ("tasks cancelled", [str(r.counters.tasks_cancelled) for r in results]),
+        ("tasks queued", [str(r.counters.tasks_queued) for r in results]),
+        ("speedup vs non-SI", [_speed(ups[r.algorithm].vs_nonsi) for r in results]),
+        ("speedup vs SI", [_speed(ups[r.algorithm].vs_si) for r in results]),
+    ]
+    head = ("algorithm", [LABELS[r.algorithm] for r in results])
+    width = max(len(name) for name, _ in rows)
+    cols = [max(len(row[1][i]) for row in [head, *rows]) for i in range(len(results))]
+    return [
+        name.ljust(width) + "".join("  " + v.rjust(w) for v, w in zip(vals, cols, strict=True))
+        for name, vals in [head, *rows]
+    ]
+
+
+def _tokens_lines(results: list[RunResult], shown: int) -> list[str]:
+    n = max(len(r.tokens) for r in results)
+    lines = [f"tokens (first {min(shown, n)} of {n}):"]
+    for r in results:
+        more = " ..." if len(r.tokens) > shown else ""
+        lines.append(f"  {LABELS[r.algorithm]:<6} {' '.join(map(str, r.tokens[:shown]))}{more}")
+    return lines
+
+
+def _speedup_json(ups: dict[str, Speedup]) -> dict[str, dict[str, str | float | None]]:
+    out: dict[str, dict[str, str | float | None]] = {}
+    for alg, s in ups.items():
+        out[alg] = {
+            "vs_nonsi": None if s.vs_nonsi is None else str(s.vs_nonsi),
+            "vs_nonsi_float": None if s.vs_nonsi is None else float(s.vs_nonsi),
+            "vs_si": None if s.vs_si is None else str(s.vs_si),
+            "vs_si_float": None if s.vs_si is None else float(s.vs_si),
+        }
+    return out
+
+
+def _trace_paths(path: str, algorithms: Sequence[str]) -> dict[str, Path]:
+    """One file as given for one algorithm; NAME.<algorithm>.EXT for several."""
+    p = Path(path)
+    if len(algorithms) == 1:
+        return {algorithms[0]: p}
+    return {a: p.with_name(f"{p.stem}.{a}{p.suffix}") for a in algorithms}
+
+
+def _run_all(
+    pair: Pair, cfg: RunConfig, algorithms: Sequence[str], trace: str | None
+) -> tuple[list[RunResult], dict[str, Path]]:
+    paths = _trace_paths(trace, algorithms) if trace else {}
+    results = [run_algorithm(a, pair, cfg, record=a in paths) for a in algorithms]
+    for r in results:
+        if r.algorithm in paths and r.trace is not None:
+            try:
+                save_trace(r.trace, paths[r.algorithm])
+            except OSError as e:
+                raise InvalidConfig(
+                    f"cannot write trace file {str(paths[r.algorithm])!r}: {e.strerror}"
+                ) from e
+    return results, paths
+
+
+# ----- subcommands -------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    cfg = _config(args)
+    pair = get_pair(args.pair, args.noise)
+    algorithms = ALGORITHMS if args.algorithm == "all" else (args.algorithm,)
+    results, paths = _run_all(pair, cfg, algorithms, args.trace)
+    ups = speedups(results)
+    if args.json:
+        doc: dict[str, Any] = {
+            "pair": {
+                "name": pair.name,
+                "description": pair.description,
+                "noise": str(pair.noise),
+                "mean_acceptance": float(pair.mean_acceptance()),
+                "exact": pair.exact,
+            },
+            "results": [r.summary() for r in results],
+            "speedups": _speedup_json(ups),
+            "traces": {a: str(p) for a, p in paths.items()},
+        }
+        out.write(json.dumps(doc, indent=1) + "\n")
+        return EXIT_OK
+    lines = [_pair_line(pair), _config_line(cfg), "", *_table(results, ups), ""]
+    lines += _tokens_lines(results, args.show_tokens)
+    lines += [f"trace ({LABELS[a]}) written to {p}" for a, p in paths.items()]
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
+    trace = load_trace(args.file)
+    try:
+        # Imported here so that the rest of the CLI works without the checker module.
+        checker: Any = importlib.import_module("dsi_ref.checker")
+    except ModuleNotFoundError as e:
+        raise InvalidConfig("the trace checker dsi_ref.checker is not available") from e
+    report = checker.check_trace(trace)
+    summary = ", ".join(f"{k}={v}" for k, v in dict(report.summary).items())
+    if report.ok:
+        out.write(f"OK: {args.file} follows the DSI rules ({summary})\n")
+        return EXIT_OK
+    violations = list(report.violations)
+    out.write(f"FAIL: {args.file}: {len(violations)} violation(s) ({summary})\n")
+    out.writelines(f"  {v}\n" for v in violations)
+    return EXIT_FAIL
+
+
+# Where the claim in the demo's last line is checked; keep in step with tests/.
+LOSSLESS_TESTS = "tests/ and proofs/ (python -m proofs check)"
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    pair = get_pair(DEMO_PAIR)
+    cfg = demo_config(seed=args.seed, max_tokens=args.max_tokens)
+    results, _ = _run_all(pair, cfg, ALGORITHMS, None)
+    ups = speedups(results)
+    dsi = ups["dsi"]
+    lines = [
+        "DSI vs SI vs non-SI (virtual clock, target forward pass = 1 time unit)",
+        _pair_line(pair),
+        _config_line(cfg),
+        "",
+        *_table(results, ups),
+        "",
+        *_tokens_lines(results, SHOWN_TOKENS),
+        "",
+        f"DSI is {_speed(dsi.vs_si)} as fast as SI and {_speed(dsi.vs_nonsi)} as fast as non-SI.",
+        "The three outputs differ token by token (each draws its own keyed randomness), but each "
+        "is a sample of the target's distribution: exact on small instances and statistically "
+        f"on larger ones, in {LOSSLESS_TESTS}.",
+    ]
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+# ----- parser ------------------------------------------------------------------
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--algorithm", choices=[*ALGORITHMS, "all"], default="all")
+    p.add_argument("--pair", default=DEFAULT_PAIR, help=f"built-in model pair: {', '.join(PAIRS)}")
+    p.add_argument("--noise", help="drafter noise weight in [0, 1] (sets the acceptance rate)")
+    p.add_argument("--k", type=int, default=5, help="lookahead: drafts per verification task")
+    p.add_argument("--servers", type=int, default=7, help="P, target servers (DSI)")
+    p.add_argument("--max-tokens", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt", default="", help="prompt token ids, e.g. '3,1,4'")
+    for model, default in (("target", "1"), ("drafter", "1/10")):
+        p.add_argument(f"--{model}-ttft", default=default, help=f"{model} time to first token")
+        p.add_argument(f"--{model}-tpot", default=default, help=f"{model} time per output token")
+    p.add_argument("--greedy", action="store_true", help="argmax decoding, exact-match verify")
+    p.add_argument("--temperature", default="1")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", default=None)
+    p.add_argument(
+        "--point-mass", action="store_true", help="verify drafts as point-mass proposals"
+    )
+    p.add_argument("--trace", metavar="FILE", help="write the trace JSON (NAME.<alg>.EXT if all)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--show-tokens", type=int, default=8, help="tokens shown per algorithm")
+
+
+def build_parser(out: TextIO) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m dsi_ref",
+        description="DSI, SI and non-SI on a virtual clock with exact rational times.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run non-SI, SI and/or DSI on a built-in model pair")
+    _add_run_flags(run)
+    run.set_defaults(func=lambda a: cmd_run(a, out))
+
+    check = sub.add_parser("check", help="validate a trace file against the DSI rules")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=lambda a: cmd_check(a, out))
+
+    demo = sub.add_parser("demo", help="DSI vs SI vs non-SI on the built-in default")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--max-tokens", type=int, default=DEMO_MAX_TOKENS)
+    demo.set_defaults(func=lambda a: cmd_demo(a, out))
+
+    from dsi_ref.theory import commands
+
+    commands.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    stdout = sys.stdout if out is None else out
+    try:
+        args = build_parser(stdout).parse_args(argv)
+        func: Handler | None = getattr(args, "func", None)
+        if func is None:
+            raise UsageError(f"command {args.command!r} has no handler")
+        return int(func(args))
+    except (DSIError, UsageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:  # --help, or a registered command that exits
+        if e.code is None:
+            return EXIT_OK
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
