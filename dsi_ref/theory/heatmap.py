@@ -1,0 +1,231 @@
+"""Figure 2 of the paper: speedups of SI, DSI and non-SI over drafter latency c and acceptance a.
+
+Every cell evaluates the offline cost model (dsi_ref.theory.offline, float64 DP: the exact
+expectation up to rounding) for k = 1..kmax and keeps, per algorithm, the k of least expected
+latency (ties: the smallest k). SI may use any k. DSI may use a k only if its server count
+`required_servers(k, c, chain)` is at most pmax: ceil(1 / (k c)) verification servers, plus
+one for the target-only chain when `chain` is set (the default; `chain=False` is the authors'
+rule). A cell where no k is admissible has no DSI value (NaN).
+
+The four panels are ratios of expected latencies, > 1 meaning the first algorithm is faster:
+SI/non-SI = T_nonSI / T_SI, DSI/SI = T_SI / T_DSI, DSI/non-SI = T_nonSI / T_DSI and
+DSI/min(SI, non-SI) = min(T_SI, T_nonSI) / T_DSI.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from dsi_ref.errors import InvalidConfig
+from dsi_ref.theory.offline import FloatArray, dsi_grid, required_servers, si_grid
+
+GRID_MIN, GRID_MAX = 0.01, 0.99
+PANELS = ("si_vs_nonsi", "dsi_vs_si", "dsi_vs_nonsi", "dsi_vs_min")
+PANEL_TITLES = {
+    "si_vs_nonsi": "SI / non-SI",
+    "dsi_vs_si": "DSI / SI",
+    "dsi_vs_nonsi": "DSI / non-SI",
+    "dsi_vs_min": "DSI / min(SI, non-SI)",
+}
+Progress = Callable[[int, int], None]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def grid_values(points: int) -> FloatArray:
+    """`points` evenly spaced values of [0, 1], clipped to [0.01, 0.99] (the paper's grid)."""
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise InvalidConfig(f"grid must be an int >= 2, got {points!r}")
+    return np.asarray(np.clip(np.linspace(0.0, 1.0, points), GRID_MIN, GRID_MAX), np.float64)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Per cell [i, j] (c = c[i], a = a[j]): best lookaheads, expected latencies, servers."""
+
+    c: FloatArray
+    a: FloatArray
+    S: int
+    kmax: int
+    pmax: int
+    chain: bool
+    k_si: IntArray
+    k_dsi: IntArray  # 0 where no k is admissible
+    servers_dsi: IntArray  # 0 where no k is admissible
+    t_si: FloatArray
+    t_dsi: FloatArray  # NaN where no k is admissible
+
+    @property
+    def t_nonsi(self) -> FloatArray:
+        return np.full(self.t_si.shape, float(self.S))
+
+    def ratio(self, panel: str) -> FloatArray:
+        """The speedup shown in `panel` (one of PANELS)."""
+        nonsi = self.t_nonsi
+        if panel == "si_vs_nonsi":
+            return nonsi / self.t_si
+        if panel == "dsi_vs_si":
+            return self.t_si / self.t_dsi
+        if panel == "dsi_vs_nonsi":
+            return nonsi / self.t_dsi
+        if panel == "dsi_vs_min":
+            return np.minimum(self.t_si, nonsi) / self.t_dsi
+        raise InvalidConfig(f"panel must be one of {PANELS}, got {panel!r}")
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """(min, max) of every panel over the cells that have a value."""
+        return {
+            p: (float(np.nanmin(self.ratio(p))), float(np.nanmax(self.ratio(p)))) for p in PANELS
+        }
+
+
+def compute(
+    grid: int = 21,
+    kmax: int = 20,
+    pmax: int = 7,
+    S: int = 1000,
+    chain: bool = True,
+    progress: Progress | None = None,
+) -> Heatmap:
+    """Evaluate every cell of the grid x grid (c, a) heatmap; `progress(done, total)` per k."""
+    for name, v, lo in (("kmax", kmax, 1), ("pmax", pmax, 1), ("S", S, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise InvalidConfig(f"{name} must be an int >= {lo}, got {v!r}")
+    c = grid_values(grid)
+    a = grid_values(grid)
+    cc, aa = np.meshgrid(c, a, indexing="ij")
+    shape = cc.shape
+    best_si = np.full(shape, np.inf)
+    best_dsi = np.full(shape, np.inf)
+    k_si = np.zeros(shape, dtype=np.int64)
+    k_dsi = np.zeros(shape, dtype=np.int64)
+    servers = np.zeros(shape, dtype=np.int64)
+    for k in range(1, kmax + 1):
+        t = si_grid(aa, cc, k, S)
+        better = t < best_si  # strict: ties keep the smaller k
+        best_si = np.where(better, t, best_si)
+        k_si = np.where(better, k, k_si)
+        need = np.array([required_servers(k, float(ci), chain) for ci in c])[:, None]
+        need = np.broadcast_to(need, shape)
+        admissible = need <= pmax
+        if np.any(admissible):
+            t = dsi_grid(aa, cc, k, S)
+            better = admissible & (t < best_dsi)
+            best_dsi = np.where(better, t, best_dsi)
+            k_dsi = np.where(better, k, k_dsi)
+            servers = np.where(better, need, servers)
+        if progress is not None:
+            progress(k, kmax)
+    best_dsi = np.where(k_dsi > 0, best_dsi, np.nan)
+    return Heatmap(c, a, S, kmax, pmax, chain, k_si, k_dsi, servers, best_si, best_dsi)
+
+
+def si_slower_than_nonsi(h: Heatmap, rtol: float = 1e-12) -> BoolArray:
+    """Cells where SI with its best k is slower than non-SI (ties within rtol are not)."""
+    return np.asarray(h.t_si > h.S * (1 + rtol))
+
+
+def predicted_si_slower(h: Heatmap) -> BoolArray:
+    """The closed-form condition (S -> infinity): SI is slower than non-SI for every k iff c > a."""
+    cc, aa = np.meshgrid(h.c, h.a, indexing="ij")
+    return np.asarray(cc > aa)
+
+
+def progress_bar(width: int = 30) -> Progress:
+    """A plain-text progress bar on stderr."""
+
+    def show(done: int, total: int) -> None:
+        filled = width * done // total
+        bar = "#" * filled + "." * (width - filled)
+        sys.stderr.write(f"\r[{bar}] k {done}/{total}")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+CSV_COLUMNS = (
+    "c",
+    "a",
+    "k_si",
+    "k_dsi",
+    "servers_dsi",
+    "t_nonsi",
+    "t_si",
+    "t_dsi",
+    *PANELS,
+)
+
+
+def write_csv(h: Heatmap, path: Path) -> None:
+    """One row per cell: c, a, best k of SI and DSI, DSI's servers, latencies, the 4 ratios."""
+    ratios = {p: h.ratio(p) for p in PANELS}
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for i, ci in enumerate(h.c):
+            for j, aj in enumerate(h.a):
+                w.writerow(
+                    [
+                        f"{ci:.6g}",
+                        f"{aj:.6g}",
+                        int(h.k_si[i, j]),
+                        int(h.k_dsi[i, j]),
+                        int(h.servers_dsi[i, j]),
+                        h.S,
+                        repr(float(h.t_si[i, j])),
+                        repr(float(h.t_dsi[i, j])),
+                        *(repr(float(ratios[p][i, j])) for p in PANELS),
+                    ]
+                )
+
+
+def plot(h: Heatmap, path: Path) -> None:
+    """The four panels in one PNG; cells below 1 (the first algorithm is slower) are pink."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 9.5), constrained_layout=True)
+    step_c = (h.c[-1] - h.c[0]) / max(len(h.c) - 1, 1)
+    step_a = (h.a[-1] - h.a[0]) / max(len(h.a) - 1, 1)
+    extent = (
+        h.c[0] - step_c / 2,
+        h.c[-1] + step_c / 2,
+        h.a[0] - step_a / 2,
+        h.a[-1] + step_a / 2,
+    )
+    for ax, panel in zip(axes.flat, PANELS, strict=True):
+        r = h.ratio(panel)
+        cmap = plt.get_cmap("viridis").copy()
+        cmap.set_under("pink")
+        cmap.set_bad("lightgrey")
+        top = float(np.nanmax(r))
+        im = ax.imshow(
+            r.T,
+            origin="lower",
+            extent=extent,
+            aspect="auto",
+            cmap=cmap,
+            vmin=1.0,
+            vmax=max(top, 1.0 + 1e-9),
+            interpolation="nearest",
+        )
+        fig.colorbar(im, ax=ax, extend="min", label="speedup")
+        lo, hi = float(np.nanmin(r)), top
+        ax.set_title(f"{PANEL_TITLES[panel]}  [{lo:.3f}, {hi:.3f}]")
+        ax.set_xlabel("drafter latency c (fraction of target)")
+        ax.set_ylabel("acceptance rate a")
+    servers = f"P <= {h.pmax}" + (" incl. target-only chain" if h.chain else "")
+    fig.suptitle(f"Offline model, S = {h.S}, k = 1..{h.kmax} (best per cell), DSI {servers}")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
