@@ -8,7 +8,6 @@ the bad value and exits 2; a failed trace check exits 1.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -225,21 +224,36 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _check_sampling(args: argparse.Namespace, trace: dict[str, Any]) -> SamplingConfig | None:
+    """The warp the trace was run with, for rule 8; None: the checker's default (T=1)."""
+    if args.temperature is None and args.top_k is None and args.top_p is None:
+        return None
+    args.greedy = trace.get("greedy") is True
+    args.temperature = "1" if args.temperature is None else args.temperature
+    return _sampling(args)
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     trace = load_trace(args.file)
     try:
         # Imported here so that the rest of the CLI works without the checker module.
-        checker: Any = importlib.import_module("dsi_ref.checker")
+        from dsi_ref.checker import check_trace
     except ModuleNotFoundError as e:
         raise InvalidConfig("the trace checker dsi_ref.checker is not available") from e
-    report = checker.check_trace(trace)
-    summary = ", ".join(f"{k}={v}" for k, v in dict(report.summary).items())
+    if args.pair is None:
+        report = check_trace(trace)
+    else:
+        pair = get_pair(args.pair, args.noise)
+        sampling = _check_sampling(args, trace)
+        report = check_trace(
+            trace, target=pair.target, drafter=pair.drafter, sampling=sampling, tol=args.tol
+        )
+    summary = ", ".join(f"{k}={v}" for k, v in report.summary.items())
     if report.ok:
         out.write(f"OK: {args.file} follows the DSI rules ({summary})\n")
         return EXIT_OK
-    violations = list(report.violations)
-    out.write(f"FAIL: {args.file}: {len(violations)} violation(s) ({summary})\n")
-    out.writelines(f"  {v}\n" for v in violations)
+    out.write(f"FAIL: {args.file}: {len(report.violations)} violation(s) ({summary})\n")
+    out.writelines(f"  {v}\n" for v in report.violations)
     return EXIT_FAIL
 
 
@@ -311,6 +325,14 @@ def build_parser(out: TextIO) -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a trace file against the DSI rules")
     check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "--pair", help="also check every recorded p and q against this built-in pair (rule 8)"
+    )
+    check.add_argument("--noise", help="the drafter noise the trace was run with")
+    check.add_argument("--tol", type=float, default=1e-12, help="per-entry tolerance for floats")
+    check.add_argument("--temperature", help="the run's temperature (with --pair)")
+    check.add_argument("--top-k", type=int, help="the run's top-k (with --pair)")
+    check.add_argument("--top-p", help="the run's top-p (with --pair)")
     check.set_defaults(func=lambda a: cmd_check(a, out))
 
     demo = sub.add_parser("demo", help="DSI vs SI vs non-SI on the built-in default")
