@@ -7,6 +7,12 @@ latency (ties: the smallest k). SI may use any k. DSI may use a k only if its se
 one for the target-only chain when `chain` is set (the default; `chain=False` is the authors'
 rule). A cell where no k is admissible has no DSI value (NaN).
 
+With `si_admissible_only` SI is restricted to the same admissible k as DSI. That is what the
+authors' pipeline does (it drops every (c, a, k) row DSI cannot serve, for both algorithms,
+before taking the per-cell minimum), and it is what makes their panel DSI/min(SI, non-SI) >= 1
+everywhere: with SI free to use any k, a tiny c forces DSI to a large k (k c >= 1/(P - 1))
+while SI's best k is small, and DSI/min(SI, non-SI) dips below 1 there (docs/figure2.md).
+
 The four panels are ratios of expected latencies, > 1 meaning the first algorithm is faster:
 SI/non-SI = T_nonSI / T_SI, DSI/SI = T_SI / T_DSI, DSI/non-SI = T_nonSI / T_DSI and
 DSI/min(SI, non-SI) = min(T_SI, T_nonSI) / T_DSI.
@@ -56,6 +62,7 @@ class Heatmap:
     kmax: int
     pmax: int
     chain: bool
+    si_admissible_only: bool
     k_si: IntArray
     k_dsi: IntArray  # 0 where no k is admissible
     servers_dsi: IntArray  # 0 where no k is admissible
@@ -92,6 +99,7 @@ def compute(
     pmax: int = 7,
     S: int = 1000,
     chain: bool = True,
+    si_admissible_only: bool = False,
     progress: Progress | None = None,
 ) -> Heatmap:
     """Evaluate every cell of the grid x grid (c, a) heatmap; `progress(done, total)` per k."""
@@ -108,13 +116,15 @@ def compute(
     k_dsi = np.zeros(shape, dtype=np.int64)
     servers = np.zeros(shape, dtype=np.int64)
     for k in range(1, kmax + 1):
-        t = si_grid(aa, cc, k, S)
-        better = t < best_si  # strict: ties keep the smaller k
-        best_si = np.where(better, t, best_si)
-        k_si = np.where(better, k, k_si)
         need = np.array([required_servers(k, float(ci), chain) for ci in c])[:, None]
         need = np.broadcast_to(need, shape)
         admissible = need <= pmax
+        t = si_grid(aa, cc, k, S)
+        better = t < best_si  # strict: ties keep the smaller k
+        if si_admissible_only:
+            better &= admissible
+        best_si = np.where(better, t, best_si)
+        k_si = np.where(better, k, k_si)
         if np.any(admissible):
             t = dsi_grid(aa, cc, k, S)
             better = admissible & (t < best_dsi)
@@ -123,8 +133,11 @@ def compute(
             servers = np.where(better, need, servers)
         if progress is not None:
             progress(k, kmax)
+    best_si = np.where(k_si > 0, best_si, np.nan)
     best_dsi = np.where(k_dsi > 0, best_dsi, np.nan)
-    return Heatmap(c, a, S, kmax, pmax, chain, k_si, k_dsi, servers, best_si, best_dsi)
+    return Heatmap(
+        c, a, S, kmax, pmax, chain, si_admissible_only, k_si, k_dsi, servers, best_si, best_dsi
+    )
 
 
 def si_slower_than_nonsi(h: Heatmap, rtol: float = 1e-12) -> BoolArray:
@@ -226,6 +239,9 @@ def plot(h: Heatmap, path: Path) -> None:
         ax.set_xlabel("drafter latency c (fraction of target)")
         ax.set_ylabel("acceptance rate a")
     servers = f"P <= {h.pmax}" + (" incl. target-only chain" if h.chain else "")
-    fig.suptitle(f"Offline model, S = {h.S}, k = 1..{h.kmax} (best per cell), DSI {servers}")
+    si_k = "same k as DSI" if h.si_admissible_only else f"any k <= {h.kmax}"
+    fig.suptitle(
+        f"Offline model, S = {h.S}, best k per cell; DSI: k <= {h.kmax}, {servers}; SI: {si_k}"
+    )
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,264 @@
+"""The model-pair table: measured latencies and acceptance rates in, predicted speedups out.
+
+A pairs file (dsi_ref/data/pairs.json ships the paper's ten pairs) lists, per pair, the
+target's and drafter's TTFT/TPOT in ms and the acceptance rate, each as
+{"value": number | null, "provenance": str}. A number must say where it came from:
+"entered by hand from <source>" or "measured here". A null value is unknown; its row is
+printed as incomplete, never filled in.
+
+Prediction: the offline cost model (dsi_ref.theory.offline) in target-TPOT units, with
+c = drafter TPOT / target TPOT (TTFT is not part of that model), S tokens, SI's best k in
+1..kmax and DSI's best k among those with required_servers(k, c) <= pmax. Latencies in ms
+are the model's expectation times the target's TPOT. Optionally (`event_tokens` > 0) the
+event-level exact expectation of dsi_ref.theory.event (another module, used if present) on a
+shorter run, with TTFT and TPOT of both models, at the same lookaheads and P.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from dsi_ref.errors import InvalidConfig
+from dsi_ref.theory.offline import dsi_grid, required_servers, si_grid
+
+NUMBER_FIELDS = (
+    "target_ttft_ms",
+    "target_tpot_ms",
+    "drafter_ttft_ms",
+    "drafter_tpot_ms",
+    "acceptance_rate",
+)
+NAME_FIELDS = ("target", "drafter", "dataset")
+PROVENANCE_KINDS = ("entered by hand from ", "measured here")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One number and where it came from; value None means unknown."""
+
+    value: float | None
+    provenance: str
+
+
+@dataclass(frozen=True)
+class Pair:
+    target: str
+    drafter: str
+    dataset: str
+    numbers: dict[str, Measured]
+
+    @property
+    def name(self) -> str:
+        return f"{self.target} / {self.drafter} on {self.dataset}"
+
+    def missing(self) -> tuple[str, ...]:
+        """The fields the offline prediction needs and lacks."""
+        needed = ("target_tpot_ms", "drafter_tpot_ms", "acceptance_rate")
+        return tuple(f for f in needed if self.numbers[f].value is None)
+
+
+def _measured(raw: Any, where: str) -> Measured:
+    if not isinstance(raw, dict) or set(raw) != {"value", "provenance"}:
+        raise InvalidConfig(f"{where} must be {{'value': ..., 'provenance': ...}}, got {raw!r}")
+    value, prov = raw["value"], raw["provenance"]
+    if not isinstance(prov, str) or not prov.strip():
+        raise InvalidConfig(f"{where}.provenance must be a non-empty string, got {prov!r}")
+    if value is None:
+        return Measured(None, prov)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise InvalidConfig(f"{where}.value must be a number or null, got {value!r}")
+    if not prov.startswith(PROVENANCE_KINDS):
+        raise InvalidConfig(
+            f"{where}.provenance must start with one of {PROVENANCE_KINDS}, got {prov!r}"
+        )
+    if value < 0 or (where.endswith("acceptance_rate") and value > 1):
+        raise InvalidConfig(f"{where}.value out of range, got {value!r}")
+    return Measured(float(value), prov)
+
+
+def parse_pairs(doc: Any) -> list[Pair]:
+    """Validate a pairs document (the JSON object) and return its pairs."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("pairs"), list):
+        raise InvalidConfig(f"a pairs file needs a 'pairs' list, got {type(doc).__name__}")
+    pairs = []
+    for i, raw in enumerate(doc["pairs"]):
+        if not isinstance(raw, dict):
+            raise InvalidConfig(f"pairs[{i}] must be an object, got {raw!r}")
+        for f in (*NAME_FIELDS, *NUMBER_FIELDS):
+            if f not in raw:
+                raise InvalidConfig(f"pairs[{i}] lacks field {f!r}")
+        for f in NAME_FIELDS:
+            if not isinstance(raw[f], str) or not raw[f]:
+                raise InvalidConfig(f"pairs[{i}].{f} must be a non-empty string, got {raw[f]!r}")
+        numbers = {f: _measured(raw[f], f"pairs[{i}].{f}") for f in NUMBER_FIELDS}
+        pairs.append(Pair(raw["target"], raw["drafter"], raw["dataset"], numbers))
+    return pairs
+
+
+def load_pairs(path: Path | None = None) -> list[Pair]:
+    """Read a pairs file; None reads the shipped dsi_ref/data/pairs.json."""
+    try:
+        if path is None:
+            text = resources.files("dsi_ref").joinpath("data/pairs.json").read_text()
+        else:
+            text = Path(path).read_text()
+        doc = json.loads(text)
+    except (OSError, json.JSONDecodeError) as e:
+        raise InvalidConfig(f"cannot read pairs file {path!s}: {e}") from None
+    return parse_pairs(doc)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The offline model's best lookaheads and expected latencies for one pair."""
+
+    c: float
+    a: float
+    k_si: int
+    k_dsi: int  # 0: no admissible k
+    servers: int
+    t_nonsi: float  # target-TPOT units
+    t_si: float
+    t_dsi: float  # NaN when k_dsi == 0
+    event: dict[str, Fraction] | None = None  # algorithm -> exact expectation (ms)
+    event_tokens: int = 0
+
+    @property
+    def dsi_vs_si(self) -> float:
+        return self.t_si / self.t_dsi
+
+    @property
+    def dsi_vs_nonsi(self) -> float:
+        return self.t_nonsi / self.t_dsi
+
+
+def predict(a: float, c: float, S: int = 1000, kmax: int = 20, pmax: int = 7) -> Prediction:
+    """Best k of SI (any k <= kmax) and of DSI (k <= kmax with required_servers <= pmax)."""
+    if not 0 < c <= 1:
+        raise InvalidConfig(f"drafter/target TPOT ratio c must lie in (0, 1], got {c!r}")
+    best_si, k_si = float("inf"), 0
+    best_dsi, k_dsi, servers = float("nan"), 0, 0
+    for k in range(1, kmax + 1):
+        t = float(si_grid(a, c, k, S))
+        if t < best_si:
+            best_si, k_si = t, k
+        need = required_servers(k, c)
+        if need <= pmax:
+            t = float(dsi_grid(a, c, k, S))
+            if k_dsi == 0 or t < best_dsi:
+                best_dsi, k_dsi, servers = t, k, need
+    return Prediction(c, a, k_si, k_dsi, servers, float(S), best_si, best_dsi)
+
+
+EventFn = Callable[[str, object, Any], Fraction]
+
+
+def _event_expectation() -> EventFn | None:
+    """dsi_ref.theory.event.expected_latency if that module provides it."""
+    try:
+        mod = importlib.import_module("dsi_ref.theory.event")
+    except ImportError:
+        return None
+    fn = getattr(mod, "expected_latency", None)
+    return fn if callable(fn) else None
+
+
+def event_expectations(pair: Pair, p: Prediction, tokens: int) -> dict[str, Fraction] | None:
+    """Event-level exact E[T] (ms) of the three algorithms on `tokens` tokens, if available."""
+    fn = _event_expectation()
+    if fn is None or p.k_dsi == 0:
+        return None
+    from dsi_ref.config import RunConfig
+    from dsi_ref.latency import Latency
+
+    v = {f: pair.numbers[f].value for f in NUMBER_FIELDS}
+    if any(x is None for x in v.values()):
+        return None
+    target = Latency.of(v["target_ttft_ms"], v["target_tpot_ms"], "target")
+    drafter = Latency.of(v["drafter_ttft_ms"], v["drafter_tpot_ms"], "drafter")
+    out = {}
+    for alg, k in (("nonsi", 1), ("si", p.k_si), ("dsi", p.k_dsi)):
+        cfg = RunConfig(
+            max_tokens=tokens,
+            k=k,
+            servers=p.servers,
+            target_latency=target,
+            drafter_latency=drafter,
+        )
+        out[alg] = fn(alg, v["acceptance_rate"], cfg)
+    return out
+
+
+@dataclass(frozen=True)
+class Row:
+    pair: Pair
+    prediction: Prediction | None
+    problem: str  # why there is no prediction ("" when there is one)
+
+
+def evaluate(
+    pairs: list[Pair], S: int = 1000, kmax: int = 20, pmax: int = 7, event_tokens: int = 0
+) -> list[Row]:
+    """A prediction per complete pair; incomplete pairs get the reason instead."""
+    rows = []
+    for pair in pairs:
+        missing = pair.missing()
+        if missing:
+            rows.append(Row(pair, None, "incomplete: missing " + ", ".join(missing)))
+            continue
+        a = pair.numbers["acceptance_rate"].value
+        tt = pair.numbers["target_tpot_ms"].value
+        td = pair.numbers["drafter_tpot_ms"].value
+        assert a is not None and tt is not None and td is not None  # checked by missing()
+        if tt <= 0 or td <= 0 or td > tt:
+            rows.append(Row(pair, None, f"offline model needs 0 < drafter TPOT {td} <= {tt}"))
+            continue
+        p = predict(a, td / tt, S, kmax, pmax)
+        if event_tokens > 0:
+            ev = event_expectations(pair, p, event_tokens)
+            p = Prediction(
+                p.c, p.a, p.k_si, p.k_dsi, p.servers, p.t_nonsi, p.t_si, p.t_dsi, ev, event_tokens
+            )
+        rows.append(Row(pair, p, ""))
+    return rows
+
+
+def format_table(rows: list[Row], S: int) -> str:
+    """Plain-text table: one line per pair, then the provenance of every number."""
+    head = (
+        f"{'pair':<44} {'a':>5} {'c':>6} {'kSI':>3} {'kDSI':>4} {'P':>2} "
+        f"{'DSI/SI':>7} {'DSI/nonSI':>9} {'T_nonSI ms':>11} {'T_SI ms':>10} {'T_DSI ms':>10}"
+    )
+    lines = [f"offline model, S = {S} tokens (latencies: expectation x target TPOT)", head]
+    for row in rows:
+        p = row.prediction
+        if p is None:
+            lines.append(f"{row.pair.name:<44} {row.problem}")
+            continue
+        tpot = row.pair.numbers["target_tpot_ms"].value
+        assert tpot is not None
+        lines.append(
+            f"{row.pair.name:<44} {p.a:>5.3f} {p.c:>6.4f} {p.k_si:>3} {p.k_dsi:>4} "
+            f"{p.servers:>2} {p.dsi_vs_si:>7.3f} {p.dsi_vs_nonsi:>9.3f} "
+            f"{p.t_nonsi * tpot:>11.1f} {p.t_si * tpot:>10.1f} {p.t_dsi * tpot:>10.1f}"
+        )
+        if p.event is not None:
+            e = p.event
+            lines.append(
+                f"{'':<44} event-level exact, {p.event_tokens} tokens: "
+                f"DSI/SI {float(e['si'] / e['dsi']):.3f}, "
+                f"DSI/nonSI {float(e['nonsi'] / e['dsi']):.3f}"
+            )
+    lines.append("")
+    lines.append("provenance:")
+    for row in rows:
+        provs = sorted({m.provenance for m in row.pair.numbers.values()})
+        lines.append(f"  {row.pair.name}: " + " | ".join(provs))
+    return "\n".join(lines)
