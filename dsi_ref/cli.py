@@ -101,9 +101,13 @@ def _config(args: argparse.Namespace) -> RunConfig:
 # ----- output ------------------------------------------------------------------
 
 
+def _noise(pair: Pair) -> str:
+    return str(pair.noise) if isinstance(pair.noise, Fraction) else f"{pair.noise:g}"
+
+
 def _pair_line(pair: Pair) -> str:
     return (
-        f"pair {pair.name}: {pair.description}; noise {pair.noise}, "
+        f"pair {pair.name}: {pair.description}; noise {_noise(pair)}, "
         f"mean acceptance rate (T=1) {float(pair.mean_acceptance()):.3f}"
     )
 
@@ -207,7 +211,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
             "pair": {
                 "name": pair.name,
                 "description": pair.description,
-                "noise": str(pair.noise),
+                "noise": _noise(pair),
                 "mean_acceptance": float(pair.mean_acceptance()),
                 "exact": pair.exact,
             },
@@ -252,8 +256,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     if report.ok:
         out.write(f"OK: {args.file} follows the DSI rules ({summary})\n")
         return EXIT_OK
-    out.write(f"FAIL: {args.file}: {len(report.violations)} violation(s) ({summary})\n")
-    out.writelines(f"  {v}\n" for v in report.violations)
+    violations = report.violations
+    out.write(f"FAIL: {args.file}: {len(violations)} violation(s) ({summary})\n")
+    out.writelines(f"  {v}\n" for v in violations[: args.show])
+    if len(violations) > args.show:
+        out.write(f"  ... and {len(violations) - args.show} more (--show N to see more)\n")
     return EXIT_FAIL
 
 
@@ -333,6 +340,7 @@ def build_parser(out: TextIO) -> argparse.ArgumentParser:
     check.add_argument("--temperature", help="the run's temperature (with --pair)")
     check.add_argument("--top-k", type=int, help="the run's top-k (with --pair)")
     check.add_argument("--top-p", help="the run's top-p (with --pair)")
+    check.add_argument("--show", type=int, default=10, help="violations printed at most")
     check.set_defaults(func=lambda a: cmd_check(a, out))
 
     demo = sub.add_parser("demo", help="DSI vs SI vs non-SI on the built-in default")

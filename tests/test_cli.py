@@ -5,8 +5,11 @@ Runs are kept small (tens of tokens) except the demo, which runs its real defaul
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import re
+import shlex
 import subprocess
 import sys
 from fractions import Fraction
@@ -24,6 +27,7 @@ from dsi_ref.prob import total_variation
 from dsi_ref.result import Counters, RunResult
 
 REPO = Path(__file__).resolve().parent.parent
+QUICKSTART = REPO / "docs" / "quickstart.md"
 SUMMARY_KEYS = set(RunResult("x", (), Fraction(0), (), Counters()).summary())
 
 
@@ -298,3 +302,39 @@ def test_exact_pair_acceptance_is_one_minus_noise_times_tv() -> None:
     mean_tv = sum(tv, Fraction(0)) / len(tv)
     for noise in ("1/4", "1/2", "1"):
         assert get_pair("exact3", noise).mean_acceptance() == 1 - Fraction(noise) * mean_tv
+
+
+# ----- docs/quickstart.md ------------------------------------------------------
+
+
+def render_quickstart(text: str) -> str:
+    """The doc with every console block's output replaced by a fresh run of its `$` lines.
+
+    Run in an empty directory (the doc writes and reads out.json). To refresh the doc:
+    cd to a temp dir, then write render_quickstart(doc) back to docs/quickstart.md.
+    """
+
+    def block(m: re.Match[str]) -> str:
+        body: list[str] = []
+        for line in m.group(1).splitlines():
+            if not line.startswith("$ "):
+                continue
+            argv = shlex.split(line[2:])
+            assert argv[:3] == ["python", "-m", "dsi_ref"], line
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stderr(err):
+                main(argv[3:], out=out)
+            body.append(line)
+            text = (out.getvalue() + err.getvalue()).rstrip("\n")
+            if text:
+                body.append(text)
+        return "```console\n" + "\n".join(body) + "\n```"
+
+    return re.sub(r"```console\n(.*?)```", block, text, flags=re.S)
+
+
+def test_quickstart_outputs_match_the_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    doc = QUICKSTART.read_text()
+    assert doc.count("```console") >= 5
+    monkeypatch.chdir(tmp_path)
+    assert render_quickstart(doc) == doc, "docs/quickstart.md is stale: re-render it"
