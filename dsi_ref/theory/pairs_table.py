@@ -231,34 +231,45 @@ def evaluate(
 
 
 def format_table(rows: list[Row], S: int) -> str:
-    """Plain-text table: one line per pair, then the provenance of every number."""
+    """Plain-text table: one line per pair, then where every number came from."""
+    w = max([len(r.pair.name) for r in rows] + [4])
     head = (
-        f"{'pair':<44} {'a':>5} {'c':>6} {'kSI':>3} {'kDSI':>4} {'P':>2} "
+        f"{'pair':<{w}} {'a':>5} {'c':>6} {'kSI':>3} {'kDSI':>4} {'P':>2} "
         f"{'DSI/SI':>7} {'DSI/nonSI':>9} {'T_nonSI ms':>11} {'T_SI ms':>10} {'T_DSI ms':>10}"
     )
     lines = [f"offline model, S = {S} tokens (latencies: expectation x target TPOT)", head]
     for row in rows:
         p = row.prediction
         if p is None:
-            lines.append(f"{row.pair.name:<44} {row.problem}")
+            lines.append(f"{row.pair.name:<{w}} {row.problem}")
             continue
         tpot = row.pair.numbers["target_tpot_ms"].value
         assert tpot is not None
+        if p.k_dsi == 0:
+            lines.append(f"{row.pair.name:<{w}} no lookahead k fits the server budget")
+            continue
         lines.append(
-            f"{row.pair.name:<44} {p.a:>5.3f} {p.c:>6.4f} {p.k_si:>3} {p.k_dsi:>4} "
+            f"{row.pair.name:<{w}} {p.a:>5.3f} {p.c:>6.4f} {p.k_si:>3} {p.k_dsi:>4} "
             f"{p.servers:>2} {p.dsi_vs_si:>7.3f} {p.dsi_vs_nonsi:>9.3f} "
             f"{p.t_nonsi * tpot:>11.1f} {p.t_si * tpot:>10.1f} {p.t_dsi * tpot:>10.1f}"
         )
         if p.event is not None:
             e = p.event
             lines.append(
-                f"{'':<44} event-level exact, {p.event_tokens} tokens: "
+                f"{'':<{w}} event-level exact, {p.event_tokens} tokens: "
                 f"DSI/SI {float(e['si'] / e['dsi']):.3f}, "
                 f"DSI/nonSI {float(e['nonsi'] / e['dsi']):.3f}"
             )
-    lines.append("")
-    lines.append("provenance:")
+    lines += ["", "provenance of the numbers:"]
+    uses: dict[str, list[str]] = {}
     for row in rows:
-        provs = sorted({m.provenance for m in row.pair.numbers.values()})
-        lines.append(f"  {row.pair.name}: " + " | ".join(provs))
+        for f, m in row.pair.numbers.items():
+            uses.setdefault(m.provenance, []).append(f"{row.pair.name}: {f}")
+    total = sum(len(u) for u in uses.values())
+    for prov, where in uses.items():
+        lines.append(f"  {prov}")
+        if len(where) == total:
+            lines.append(f"    (all {total} numbers)")
+        else:
+            lines += [f"    {x}" for x in where]
     return "\n".join(lines)
