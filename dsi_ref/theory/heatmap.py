@@ -227,7 +227,8 @@ def plot(h: Heatmap, path: Path) -> None:
         norm = LogNorm(vmin=1.0, vmax=max(hi, 1.0 + 1e-9))
         mesh = ax.pcolormesh(c_edges, a_edges, r.T, cmap=cmap, norm=norm)
         bar = fig.colorbar(mesh, ax=ax, extend="min", label="speedup (pink: below 1)")
-        ticks = [t for t in (1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20, 50) if t <= hi]
+        steps = (1, 1.5, 2, 3, 5, 10, 20, 50) if hi > 5 else (1, 1.1, 1.25, 1.5, 2, 3, 5)
+        ticks = [t for t in steps if t <= hi]
         bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
         bar.ax.minorticks_off()
         ax.set_title(f"{PANEL_TITLES[panel]}  [{lo:.3f}, {hi:.3f}]")
