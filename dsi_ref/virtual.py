@@ -5,14 +5,21 @@ takes the model's TTFT if it scores position 0, else its TPOT. Cancellation is
 instant (the paper's model: a preempted thread frees its server at once). Events
 due at the same time are handled in the order they were scheduled. Results are
 computed when the pass ends, so a cancelled pass draws no randomness.
+
+Times are kept as integer ticks of 1/D, D the least common multiple of the four
+latencies' denominators: every time on the clock is a sum of latencies, so ticks
+are exact, and integer arithmetic and heap comparisons are far cheaper than
+Fraction ones. Times leave the driver as Fractions of equal value.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from fractions import Fraction
 
 from dsi_ref.config import RunConfig
+from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel
 from dsi_ref.randomness import Chooser, SeededChooser
 from dsi_ref.result import RunResult
@@ -56,10 +63,15 @@ def run_dsi(
         cfg.faults,
     )
     rec = TraceRecorder(record, "dsi", cfg, target.vocab_size)
-    heap: list[tuple[Fraction, int, int, int]] = []  # (time, seq, kind, id)
+    tracing = rec.enabled  # skip building events nobody records
+    denom = math.lcm(*(_denominators(cfg.target_latency) + _denominators(cfg.drafter_latency)))
+    draft_ticks = _ticks(cfg.drafter_latency, denom)  # (TTFT, TPOT) in ticks
+    target_ticks = _ticks(cfg.target_latency, denom)
+    heap: list[tuple[int, int, int, int]] = []  # (time in ticks, seq, kind, id)
     live: dict[tuple[int, int], StartDraft | StartTask] = {}
     seq = 0
-    now = Fraction(0)
+    tick = 0  # the clock, in ticks
+    now = Fraction(0)  # the clock as a Fraction: kept in step with tick, only when needed
     times: list[Fraction] = []
     done = False
 
@@ -67,18 +79,46 @@ def run_dsi(
         nonlocal seq, done
         for cmd in cmds:
             if isinstance(cmd, StartDraft):
-                end = now + cfg.drafter_latency.forward(cmd.position)
+                end = tick + draft_ticks[cmd.position != 0]
                 live[(_DRAFT, cmd.draft_id)] = cmd
                 heapq.heappush(heap, (end, seq, _DRAFT, cmd.draft_id))
                 seq += 1
-                rec.event(now, "draft_start", id=cmd.draft_id, pos=cmd.position)
+                if tracing:
+                    rec.event(now, "draft_start", id=cmd.draft_id, pos=cmd.position)
             elif isinstance(cmd, StartTask):
-                end = now + cfg.target_latency.forward(cmd.first)
+                end = tick + target_ticks[cmd.first != 0]
                 live[(_TASK, cmd.task_id)] = cmd
                 heapq.heappush(heap, (end, seq, _TASK, cmd.task_id))
                 seq += 1
-                rec.event(now, "task_start", id=cmd.task_id, server=cmd.server)
-            elif isinstance(cmd, QueueTask):
+                if tracing:
+                    rec.event(now, "task_start", id=cmd.task_id, server=cmd.server)
+            elif isinstance(cmd, Commit):
+                times.append(now)
+                if tracing:
+                    rec.commit(
+                        now,
+                        cmd.position,
+                        cmd.token,
+                        source="verify",
+                        task=cmd.task_id,
+                        p=cmd.p,
+                        draft=cmd.draft,
+                        q=cmd.q,
+                        accepted=cmd.accepted,
+                    )
+            elif isinstance(cmd, CancelDraft):
+                live.pop((_DRAFT, cmd.draft_id), None)
+                if tracing:
+                    rec.event(now, "draft_cancel", id=cmd.draft_id)
+            elif isinstance(cmd, CancelTask):
+                live.pop((_TASK, cmd.task_id), None)
+                if tracing:
+                    rec.event(now, "task_cancel", id=cmd.task_id, reason=cmd.reason)
+            elif isinstance(cmd, Finished):
+                done = True
+                if tracing:
+                    rec.event(now, "done")
+            elif isinstance(cmd, QueueTask) and tracing:  # only the trace sees a submission
                 rec.event(
                     now,
                     "task_submit",
@@ -88,45 +128,39 @@ def run_dsi(
                     first=cmd.first,
                     last=cmd.last,
                 )
-            elif isinstance(cmd, CancelDraft):
-                live.pop((_DRAFT, cmd.draft_id), None)
-                rec.event(now, "draft_cancel", id=cmd.draft_id)
-            elif isinstance(cmd, CancelTask):
-                live.pop((_TASK, cmd.task_id), None)
-                rec.event(now, "task_cancel", id=cmd.task_id, reason=cmd.reason)
-            elif isinstance(cmd, Commit):
-                times.append(now)
-                rec.commit(
-                    now,
-                    cmd.position,
-                    cmd.token,
-                    source="verify",
-                    task=cmd.task_id,
-                    p=cmd.p,
-                    draft=cmd.draft,
-                    q=cmd.q,
-                    accepted=cmd.accepted,
-                )
-            elif isinstance(cmd, Finished):
-                done = True
-                rec.event(now, "done")
 
     execute(sched.start())
     while not done:
         if not heap:
             raise RuntimeError("DSI scheduler stalled with no work in flight")  # a bug, not input
-        now, _, kind, ident = heapq.heappop(heap)
+        end, _, kind, ident = heapq.heappop(heap)
         job = live.pop((kind, ident), None)
         if job is None:
             continue  # cancelled
+        if end != tick:
+            tick, now = end, Fraction(end, denom)
         if isinstance(job, StartDraft):
             token, q = draft_worker.draft(job.tokens, job.position)
-            rec.event(now, "draft_done", id=ident, token=token)
+            if tracing:
+                rec.event(now, "draft_done", id=ident, token=token)
             execute(sched.on_draft_done(ident, token, q))
         else:
             dists = scorer.score(job.tokens, job.first, job.last)
-            rec.event(now, "task_done", id=ident)
+            if tracing:
+                rec.event(now, "task_done", id=ident)
             execute(sched.on_task_done(ident, dists))
     c = sched.counters
     tokens = sched.committed
     return RunResult("dsi", tokens, now, tuple(times), c, rec.finish(tokens, now))
+
+
+def _denominators(lat: Latency) -> tuple[int, int]:
+    return lat.ttft.denominator, lat.tpot.denominator
+
+
+def _ticks(lat: Latency, denom: int) -> tuple[int, int]:
+    """(TTFT, TPOT) as integer multiples of 1/denom; index with `position != 0`."""
+    return (
+        lat.ttft.numerator * (denom // lat.ttft.denominator),
+        lat.tpot.numerator * (denom // lat.tpot.denominator),
+    )
