@@ -20,11 +20,12 @@ import pytest
 
 from dsi_ref.cli import main
 from dsi_ref.config import RunConfig
-from dsi_ref.demo import demo_config, run_algorithm
+from dsi_ref.demo import DEMO_PAIR, LOSSLESS_NOTE, LOSSLESS_TESTS, demo_config, run_algorithm
 from dsi_ref.latency import Latency
 from dsi_ref.pairs import PAIRS, get_pair
 from dsi_ref.prob import total_variation
 from dsi_ref.result import Counters, RunResult
+from dsi_ref.sequential import reference_tokens
 
 REPO = Path(__file__).resolve().parent.parent
 QUICKSTART = REPO / "docs" / "quickstart.md"
@@ -252,6 +253,15 @@ def test_demo_prints_three_algorithms_and_true_speedups() -> None:
     claim += f"{float(lat['nonsi'] / lat['dsi']):.3f}x as fast as non-SI."
     assert claim in lines
     assert lat["dsi"] < lat["si"] < lat["nonsi"]  # the demo's defaults show DSI winning
+
+
+def test_demo_claims_name_existing_tests_and_its_dsi_run_is_the_reference() -> None:
+    for path in LOSSLESS_TESTS:
+        assert (REPO / path).is_file(), path
+    assert LOSSLESS_NOTE in cli("demo")[1].splitlines()
+    pair, cfg = get_pair(DEMO_PAIR), demo_config()
+    dsi = run_algorithm("dsi", pair, cfg)
+    assert dsi.tokens == reference_tokens(pair.target, pair.drafter, cfg)
 
 
 def test_python_dash_m_runs_the_demo() -> None:
