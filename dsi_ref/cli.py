@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -183,10 +184,20 @@ def _trace_paths(path: str, algorithms: Sequence[str]) -> dict[str, Path]:
 
 
 def _run_all(
-    pair: Pair, cfg: RunConfig, algorithms: Sequence[str], trace: str | None
+    pair: Pair,
+    cfg: RunConfig,
+    algorithms: Sequence[str],
+    trace: str | None,
+    progress: TextIO | None = None,
 ) -> tuple[list[RunResult], dict[str, Path]]:
     paths = _trace_paths(trace, algorithms) if trace else {}
-    results = [run_algorithm(a, pair, cfg, record=a in paths) for a in algorithms]
+    results = []
+    for a in algorithms:
+        start = time.perf_counter()
+        results.append(run_algorithm(a, pair, cfg, record=a in paths))
+        if progress is not None:  # wall time of this process, not the virtual clock
+            took = time.perf_counter() - start
+            progress.write(f"{LABELS[a]}: {cfg.max_tokens} tokens in {took:.1f} s\n")
     for r in results:
         if r.algorithm in paths and r.trace is not None:
             try:
@@ -205,7 +216,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     cfg = _config(args)
     pair = get_pair(args.pair, args.noise)
     algorithms = ALGORITHMS if args.algorithm == "all" else (args.algorithm,)
-    results, paths = _run_all(pair, cfg, algorithms, args.trace)
+    progress = sys.stderr if args.progress else None
+    results, paths = _run_all(pair, cfg, algorithms, args.trace, progress)
     ups = speedups(results)
     if args.json:
         doc: dict[str, Any] = {
@@ -312,6 +324,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--trace", metavar="FILE", help="write the trace JSON (NAME.<alg>.EXT if all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--progress", action="store_true", help="report each finished run on stderr")
     p.add_argument("--show-tokens", type=int, default=8, help="tokens shown per algorithm")
 
 

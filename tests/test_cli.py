@@ -153,6 +153,16 @@ def test_check_accepts_the_traces_the_cli_writes(tmp_path: Path, pair: str) -> N
         assert rc == 0, text
 
 
+@pytest.mark.parametrize("flags", [["--point-mass"], ["--prompt", "3,1"], ["--greedy"]])
+def test_check_pair_accepts_point_mass_prompt_and_greedy_runs(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    cli_json(*flags, "--max-tokens", "12", "--trace", str(tmp_path / "t.json"))
+    for alg in ("nonsi", "si", "dsi"):
+        rc, text = cli("check", str(tmp_path / f"t.{alg}.json"), "--pair", "markov32")
+        assert rc == 0, text
+
+
 def test_check_with_warp_flags_matches_a_warped_run(tmp_path: Path) -> None:
     path = str(tmp_path / "w.json")
     warp = ["--temperature", "0.5", "--top-k", "6"]
@@ -219,6 +229,15 @@ def test_bad_input_is_one_error_line_and_exit_2(
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("error: "), err
     assert named in err, err
+
+
+def test_progress_goes_to_stderr_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out = cli("run", "--max-tokens", "10")
+    assert rc == 0 and capsys.readouterr().err == ""
+    rc, out2 = cli("run", "--max-tokens", "10", "--progress")
+    err = capsys.readouterr().err.splitlines()
+    assert rc == 0 and out2 == out
+    assert [line.split(":")[0] for line in err] == ["non-SI", "SI", "DSI"]
 
 
 def test_temperature_zero_is_fine_when_greedy() -> None:
