@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from dsi_ref.errors import InvalidConfig
+from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.theory.offline import FloatArray, dsi_grid, required_servers, si_grid
 
 GRID_MIN, GRID_MAX = 0.01, 0.99
@@ -48,7 +48,7 @@ BoolArray = npt.NDArray[np.bool_]
 def grid_values(points: int) -> FloatArray:
     """`points` evenly spaced values of [0, 1], clipped to [0.01, 0.99] (the paper's grid)."""
     if isinstance(points, bool) or not isinstance(points, int) or points < 2:
-        raise InvalidConfig(f"grid must be an int >= 2, got {points!r}")
+        raise InvalidConfig(f"grid must be an int >= 2, got {show(points)}")
     return np.asarray(np.clip(np.linspace(0.0, 1.0, points), GRID_MIN, GRID_MAX), np.float64)
 
 
@@ -84,7 +84,7 @@ class Heatmap:
             return nonsi / self.t_dsi
         if panel == "dsi_vs_min":
             return np.minimum(self.t_si, nonsi) / self.t_dsi
-        raise InvalidConfig(f"panel must be one of {PANELS}, got {panel!r}")
+        raise InvalidConfig(f"panel must be one of {PANELS}, got {show(panel)}")
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """(min, max) of every panel over the cells that have a value."""
@@ -105,7 +105,7 @@ def compute(
     """Evaluate every cell of the grid x grid (c, a) heatmap; `progress(done, total)` per k."""
     for name, v, lo in (("kmax", kmax, 1), ("pmax", pmax, 1), ("S", S, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise InvalidConfig(f"{name} must be an int >= {lo}, got {v!r}")
+            raise InvalidConfig(f"{name} must be an int >= {lo}, got {show(v)}")
     c = grid_values(grid)
     a = grid_values(grid)
     cc, aa = np.meshgrid(c, a, indexing="ij")
@@ -154,7 +154,7 @@ def predicted_si_slower(h: Heatmap) -> BoolArray:
 def progress_bar(width: int = 30) -> Progress:
     """A plain-text progress bar on stderr."""
 
-    def show(done: int, total: int) -> None:
+    def draw(done: int, total: int) -> None:
         filled = width * done // total
         bar = "#" * filled + "." * (width - filled)
         sys.stderr.write(f"\r[{bar}] k {done}/{total}")
@@ -162,7 +162,7 @@ def progress_bar(width: int = 30) -> Progress:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
-    return show
+    return draw
 
 
 CSV_COLUMNS = (

@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dsi_ref.errors import InvalidConfig
+from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.prob import Num
 
 FloatArray = npt.NDArray[np.float64]
@@ -67,15 +67,15 @@ ALGORITHMS = ("nonsi", "si", "dsi")
 def check_params(a: Any, c: Any, k: int, S: int) -> None:
     """Raise InvalidConfig naming the first bad value (arrays are checked elementwise)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidConfig(f"lookahead k must be an int >= 1, got {k!r}")
+        raise InvalidConfig(f"lookahead k must be an int >= 1, got {show(k)}")
     if isinstance(S, bool) or not isinstance(S, int) or S < 1:
-        raise InvalidConfig(f"token count S must be an int >= 1, got {S!r}")
+        raise InvalidConfig(f"token count S must be an int >= 1, got {show(S)}")
     a_arr = np.asarray(a, dtype=np.float64)
     c_arr = np.asarray(c, dtype=np.float64)
     if not np.all((a_arr >= 0) & (a_arr <= 1)):
-        raise InvalidConfig(f"acceptance rate a must lie in [0, 1], got {a!r}")
+        raise InvalidConfig(f"acceptance rate a must lie in [0, 1], got {show(a)}")
     if not np.all((c_arr > 0) & (c_arr <= 1)):
-        raise InvalidConfig(f"drafter latency c must lie in (0, 1], got {c!r}")
+        raise InvalidConfig(f"drafter latency c must lie in (0, 1], got {show(c)}")
 
 
 def required_servers(k: int, c: float | Fraction, chain: bool = True) -> int:
@@ -87,10 +87,11 @@ def required_servers(k: int, c: float | Fraction, chain: bool = True) -> int:
     what the segment minimum min(D c + 1, u) stands for.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise InvalidConfig(f"lookahead k must be an int >= 1, got {k!r}")
-    if not 0 < c <= 1:
-        raise InvalidConfig(f"drafter latency c must lie in (0, 1], got {c!r}")
-    blocks = math.ceil(Fraction(1) / (k * Fraction(c)))
+        raise InvalidConfig(f"lookahead k must be an int >= 1, got {show(k)}")
+    fc = _exact(c)  # 0.05 means one twentieth: k c = 1 must give one server, not two
+    if not 0 < fc <= 1:
+        raise InvalidConfig(f"drafter latency c must lie in (0, 1], got {show(c)}")
+    blocks = math.ceil(1 / (k * fc))
     return blocks + (1 if chain else 0)
 
 
@@ -286,7 +287,7 @@ def monte_carlo(
     """(sample mean, sample standard deviation) of `runs` simulated latencies, seeded."""
     check_params(a, c, k, S)
     if runs < 2:
-        raise InvalidConfig(f"Monte Carlo needs runs >= 2, got {runs!r}")
+        raise InvalidConfig(f"Monte Carlo needs runs >= 2, got {show(runs)}")
     rng = random.Random(seed)
 
     def accept() -> bool:
@@ -299,5 +300,5 @@ def monte_carlo(
     elif algorithm == "nonsi":
         xs = [float(S)] * runs
     else:
-        raise InvalidConfig(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+        raise InvalidConfig(f"algorithm must be one of {ALGORITHMS}, got {show(algorithm)}")
     return statistics.fmean(xs), statistics.stdev(xs)

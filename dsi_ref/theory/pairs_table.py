@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from dsi_ref.errors import InvalidConfig
+from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.theory.offline import dsi_grid, required_servers, si_grid
 
 NUMBER_FIELDS = (
@@ -66,20 +66,20 @@ class Pair:
 
 def _measured(raw: Any, where: str) -> Measured:
     if not isinstance(raw, dict) or set(raw) != {"value", "provenance"}:
-        raise InvalidConfig(f"{where} must be {{'value': ..., 'provenance': ...}}, got {raw!r}")
+        raise InvalidConfig(f"{where} must be {{'value': ..., 'provenance': ...}}, got {show(raw)}")
     value, prov = raw["value"], raw["provenance"]
     if not isinstance(prov, str) or not prov.strip():
-        raise InvalidConfig(f"{where}.provenance must be a non-empty string, got {prov!r}")
+        raise InvalidConfig(f"{where}.provenance must be a non-empty string, got {show(prov)}")
     if value is None:
         return Measured(None, prov)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise InvalidConfig(f"{where}.value must be a number or null, got {value!r}")
+        raise InvalidConfig(f"{where}.value must be a number or null, got {show(value)}")
     if not prov.startswith(PROVENANCE_KINDS):
         raise InvalidConfig(
-            f"{where}.provenance must start with one of {PROVENANCE_KINDS}, got {prov!r}"
+            f"{where}.provenance must start with one of {PROVENANCE_KINDS}, got {show(prov)}"
         )
     if value < 0 or (where.endswith("acceptance_rate") and value > 1):
-        raise InvalidConfig(f"{where}.value out of range, got {value!r}")
+        raise InvalidConfig(f"{where}.value out of range, got {show(value)}")
     return Measured(float(value), prov)
 
 
@@ -90,13 +90,15 @@ def parse_pairs(doc: Any) -> list[Pair]:
     pairs = []
     for i, raw in enumerate(doc["pairs"]):
         if not isinstance(raw, dict):
-            raise InvalidConfig(f"pairs[{i}] must be an object, got {raw!r}")
+            raise InvalidConfig(f"pairs[{i}] must be an object, got {show(raw)}")
         for f in (*NAME_FIELDS, *NUMBER_FIELDS):
             if f not in raw:
                 raise InvalidConfig(f"pairs[{i}] lacks field {f!r}")
         for f in NAME_FIELDS:
             if not isinstance(raw[f], str) or not raw[f]:
-                raise InvalidConfig(f"pairs[{i}].{f} must be a non-empty string, got {raw[f]!r}")
+                raise InvalidConfig(
+                    f"pairs[{i}].{f} must be a non-empty string, got {show(raw[f])}"
+                )
         numbers = {f: _measured(raw[f], f"pairs[{i}].{f}") for f in NUMBER_FIELDS}
         pairs.append(Pair(raw["target"], raw["drafter"], raw["dataset"], numbers))
     return pairs
@@ -142,7 +144,7 @@ class Prediction:
 def predict(a: float, c: float, S: int = 1000, kmax: int = 20, pmax: int = 7) -> Prediction:
     """Best k of SI (any k <= kmax) and of DSI (k <= kmax with required_servers <= pmax)."""
     if not 0 < c <= 1:
-        raise InvalidConfig(f"drafter/target TPOT ratio c must lie in (0, 1], got {c!r}")
+        raise InvalidConfig(f"drafter/target TPOT ratio c must lie in (0, 1], got {show(c)}")
     best_si, k_si = float("inf"), 0
     best_dsi, k_dsi, servers = float("nan"), 0, 0
     for k in range(1, kmax + 1):
