@@ -98,10 +98,12 @@ class _Checker:
         self.violations: list[str] = []
         self.by_rule: dict[str, int] = dict.fromkeys(RULES, 0)
         self.tasks: dict[int, _Task] = {}
+        self.live: set[int] = set()  # tasks queued or running
         self.running: dict[int, list[int]] = {}  # server -> tasks running there
         self.drafts: dict[int, str] = {}  # draft id -> "inflight" | "done" | "cancelled"
         self.draft_pos: dict[int, int] = {}
         self.committed: dict[int, int] = {}
+        self.contiguous: list[int] = []  # committed tokens at positions 0, 1, ... without a gap
         self.commits = 0
         self.accepted = 0
         self.rejected = 0
@@ -119,6 +121,9 @@ class _Checker:
         self.by_rule[rule] += 1
 
     def prefix(self, n: int) -> list[int | None]:
+        """Committed tokens at positions 0..n-1 (None where a position is missing)."""
+        if n <= len(self.contiguous):
+            return list(self.contiguous[:n])
         return [self.committed.get(i) for i in range(n)]
 
     # ----- replay -------------------------------------------------------------
@@ -158,8 +163,8 @@ class _Checker:
         elif isinstance(ev, TaskDone):
             self.task_end(i, t, ev.id, "done", ev.server)
         elif isinstance(ev, TaskCancel):
-            self.task_end(i, t, ev.id, "cancelled", None)
-            if ev.reason == "rejection":
+            ended = self.task_end(i, t, ev.id, "cancelled", None)
+            if ended and ev.reason == "rejection":
                 self.now.rejection_cancels.append((i, ev.id))
         elif isinstance(ev, CommitEv):
             self.commit(i, t, ev)
@@ -200,6 +205,7 @@ class _Checker:
             self.bad(i, t, LIFECYCLE, f"task id {ev.id} is submitted a second time")
             return
         self.tasks[ev.id] = _Task(ev)
+        self.live.add(ev.id)
         if not (0 <= ev.first <= ev.last < self.h.max_tokens):
             self.bad(
                 i,
@@ -241,27 +247,30 @@ class _Checker:
         task.status, task.server = "running", s
         self.max_busy = max(self.max_busy, sum(1 for v in self.running.values() if v))
 
-    def task_end(self, i: int, t: Fraction, tid: int, how: str, server: int | None) -> None:
+    def task_end(self, i: int, t: Fraction, tid: int, how: str, server: int | None) -> bool:
+        """Finish a live task; False (after noting the violation) if it was not live."""
         task = self.tasks.get(tid)
         if task is None:
             self.bad(i, t, LIFECYCLE, f"task {tid} {how} but was never submitted")
-            return
+            return False
         if task.status not in _LIVE or (how == "done" and task.status == "queued"):
             state = "never started" if task.status == "queued" else f"already {task.status}"
             self.bad(i, t, LIFECYCLE, f"task {tid} {how} but it was {state}")
-            return
+            return False
         if server is not None and server != task.server:
             self.bad(i, t, SERVER, f"task {tid} done on server {server}, it ran on {task.server}")
         if task.server is not None:
             self.running[task.server].remove(tid)
         task.status, task.end_index = how, i
+        self.live.discard(tid)
+        return True
 
     # ----- commits ------------------------------------------------------------
 
     def commit(self, i: int, t: Fraction, ev: CommitEv) -> None:
         self.commits += 1
         j = ev.pos
-        expected = len(self.prefix_committed())
+        expected = len(self.contiguous)
         if j in self.committed:
             self.bad(i, t, COMMIT, f"position {j} is committed a second time")
         elif j != expected:
@@ -278,6 +287,8 @@ class _Checker:
                 self.bad(i, t, MODEL, msg)
         if j not in self.committed:
             self.committed[j] = ev.token
+            while len(self.contiguous) in self.committed:
+                self.contiguous.append(self.committed[len(self.contiguous)])
         if ev.source == "verify":
             if ev.accepted:
                 self.accepted += 1
@@ -285,12 +296,6 @@ class _Checker:
                 self.rejected += 1
                 inflight = frozenset(d for d, s in self.drafts.items() if s == "inflight")
                 self.now.rejections.append(_Rejection(i, t, j, ev.token, inflight))
-
-    def prefix_committed(self) -> list[int]:
-        out: list[int] = []
-        while len(out) in self.committed:
-            out.append(self.committed[len(out)])
-        return out
 
     def check_task_cited(self, i: int, t: Fraction, ev: CommitEv) -> None:
         j, tid = ev.pos, ev.task
@@ -339,9 +344,10 @@ class _Checker:
     def close_instant(self) -> None:
         now = self.now
         for r in now.rejections:
-            for tid, task in self.tasks.items():
+            for tid in sorted(self.live):
+                task = self.tasks[tid]
                 toks = task.sub.tokens
-                if task.status in _LIVE and len(toks) > r.pos and toks[r.pos] != r.token:
+                if len(toks) > r.pos and toks[r.pos] != r.token:
                     self.bad(
                         r.index,
                         r.t,
@@ -382,7 +388,7 @@ class _Checker:
         missing = [p for p in range(n) if p not in self.committed]
         if missing:
             self.bad(where, end_t, COMMIT, f"positions {missing} were never committed")
-        tokens = self.prefix_committed()[:n]
+        tokens = self.contiguous[:n]
         if list(self.h.result_tokens) != tokens:
             self.bad(
                 "result",

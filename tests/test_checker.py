@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dsi_ref.checker import (
     CANCEL,
@@ -521,3 +523,102 @@ def test_documented_example_passes_and_its_mutation_fails() -> None:
     _, c = events_of(trace, "commit")[0]
     c["token"] = (c["token"] + 1) % 3
     assert VERIFY in rules(check_trace(trace))
+
+
+# ----- robustness: any mutation gives a report or a TraceError, nothing else --------
+
+BASES = [
+    run(alg, seed, exact, k=2, servers=2)[1]
+    for alg, seed, exact in [
+        ("nonsi", 0, True),
+        ("si", 1, True),
+        ("dsi", 2, True),
+        ("dsi", 3, False),
+    ]
+]
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["0", "1", "1/2", "-1/3", "abc", "1/0", "2.5", "", "verify", "target"]),
+    st.lists(st.integers(-1, 5), max_size=6),
+    st.lists(st.sampled_from(["0", "1/2", "1/4", "1", "-1/4", "x"]), max_size=5),
+    st.lists(st.floats(-1, 2), max_size=5),
+)
+
+
+@st.composite
+def mutated_trace(draw: st.DrawFn) -> Trace:
+    trace = copy.deepcopy(draw(st.sampled_from(BASES)))
+    events = trace["events"]
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["set", "drop", "del_event", "dup", "swap", "header"]))
+        i = draw(st.integers(0, len(events) - 1))
+        e = events[i]
+        if op == "set":
+            e[draw(st.sampled_from(sorted(e)))] = draw(JSON_VALUES)
+        elif op == "drop" and e:
+            del e[draw(st.sampled_from(sorted(e)))]
+        elif op == "del_event" and len(events) > 1:
+            del events[i]
+        elif op == "dup":
+            events.insert(i, copy.deepcopy(e))
+        elif op == "swap":
+            j = draw(st.integers(0, len(events) - 1))
+            events[i], events[j] = events[j], events[i]
+        elif op == "header":
+            key = draw(
+                st.sampled_from(
+                    [
+                        "max_tokens",
+                        "servers",
+                        "seed",
+                        "vocab_size",
+                        "greedy",
+                        "point_mass_proposal",
+                        "prompt",
+                        "k",
+                    ]
+                )
+            )
+            trace[key] = draw(JSON_VALUES)
+    return trace
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(mutated_trace())
+def test_any_mutation_gives_a_report_or_a_trace_error(trace: Trace) -> None:
+    """Deterministic (derandomized) fuzzing; the checker must never crash another way."""
+    try:
+        report = check_trace(trace)
+    except TraceError as e:
+        assert str(e)
+        return
+    assert report.ok == (not report.violations)
+    assert all(
+        re.match(r"(event \d+|end of trace|result).* \(t=.*\): rule \d", v)
+        for v in report.violations
+    ), report.violations
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(st.sampled_from(BASES), st.data())
+def test_any_changed_commit_token_is_caught(base: Trace, data: st.DataObject) -> None:
+    trace = copy.deepcopy(base)
+    commits = events_of(trace, "commit")
+    i, c = data.draw(st.sampled_from(commits))
+    c["token"] = data.draw(
+        st.integers(0, trace["vocab_size"] - 1).filter(lambda x: x != c["token"])
+    )
+    trace["result"]["tokens"][c["pos"]] = c["token"]
+    report = check_trace(trace)
+    assert any(v.startswith(f"event {i} ") and VERIFY in v for v in report.violations)
+
+
+def test_report_format_lists_every_violation() -> None:
+    _, trace = run("nonsi")
+    assert check_trace(trace).format().startswith("OK (events=")
+    trace["result"]["tokens"][0] ^= 1
+    text = check_trace(trace).format()
+    assert text.startswith("FAIL: 1 violation(s)") and "result tokens" in text.splitlines()[1]
