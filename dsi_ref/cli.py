@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -61,21 +62,44 @@ def _number(text: str, flag: str) -> Fraction:
         raise InvalidConfig(f"{flag} must be a number, got {text!r}") from e
 
 
-def _sampling(args: argparse.Namespace) -> SamplingConfig:
-    temperature = _number(args.temperature, "--temperature")
-    if not args.greedy and temperature <= 0:
+def _count(text: str) -> int:
+    """An argparse type: an int >= 0 (how many tokens or violations to print)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}")
+    return n
+
+
+def _tolerance(text: str) -> float:
+    try:
+        tol = float(text)
+    except ValueError:
+        tol = math.nan
+    if not (math.isfinite(tol) and tol >= 0):  # a NaN tolerance would accept anything
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return tol
+
+
+def _warp(greedy: bool, temperature: str, top_k: int | None, top_p: str | None) -> SamplingConfig:
+    t = _number(temperature, "--temperature")
+    if not greedy and t <= 0:
         raise InvalidConfig(
-            f"--temperature must be > 0 when sampling, got {args.temperature!r} "
+            f"--temperature must be > 0 when sampling, got {temperature!r} "
             "(use --greedy for argmax decoding)"
         )
-    top_p = None
-    if args.top_p is not None:
-        top_p = _number(args.top_p, "--top-p")
-        if not 0 < top_p <= 1:
-            raise InvalidConfig(f"--top-p must lie in (0, 1], got {args.top_p!r}")
-    return SamplingConfig(
-        greedy=args.greedy, temperature=temperature, top_k=args.top_k, top_p=top_p
-    )
+    p = None
+    if top_p is not None:
+        p = _number(top_p, "--top-p")
+        if not 0 < p <= 1:
+            raise InvalidConfig(f"--top-p must lie in (0, 1], got {top_p!r}")
+    return SamplingConfig(greedy=greedy, temperature=t, top_k=top_k, top_p=p)
+
+
+def _sampling(args: argparse.Namespace) -> SamplingConfig:
+    return _warp(args.greedy, args.temperature, args.top_k, args.top_p)
 
 
 def _prompt(text: str) -> tuple[int, ...]:
@@ -245,9 +269,8 @@ def _check_sampling(args: argparse.Namespace, trace: dict[str, Any]) -> Sampling
     """The warp the trace was run with, for rule 8; None: the checker's default (T=1)."""
     if args.temperature is None and args.top_k is None and args.top_p is None:
         return None
-    args.greedy = trace.get("greedy") is True
-    args.temperature = "1" if args.temperature is None else args.temperature
-    return _sampling(args)
+    greedy = trace.get("greedy") is True  # the trace header says how it verified
+    return _warp(greedy, args.temperature or "1", args.top_k, args.top_p)
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
@@ -325,7 +348,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace", metavar="FILE", help="write the trace JSON (NAME.<alg>.EXT if all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--progress", action="store_true", help="report each finished run on stderr")
-    p.add_argument("--show-tokens", type=int, default=8, help="tokens shown per algorithm")
+    p.add_argument("--show-tokens", type=_count, default=8, help="tokens shown per algorithm")
 
 
 def build_parser(out: TextIO) -> argparse.ArgumentParser:
@@ -345,11 +368,13 @@ def build_parser(out: TextIO) -> argparse.ArgumentParser:
         "--pair", help="also check every recorded p and q against this built-in pair (rule 8)"
     )
     check.add_argument("--noise", help="the drafter noise the trace was run with")
-    check.add_argument("--tol", type=float, default=1e-12, help="per-entry tolerance for floats")
+    check.add_argument(
+        "--tol", type=_tolerance, default=1e-12, help="per-entry tolerance for floats"
+    )
     check.add_argument("--temperature", help="the run's temperature (with --pair)")
     check.add_argument("--top-k", type=int, help="the run's top-k (with --pair)")
     check.add_argument("--top-p", help="the run's top-p (with --pair)")
-    check.add_argument("--show", type=int, default=10, help="violations printed at most")
+    check.add_argument("--show", type=_count, default=10, help="violations printed at most")
     check.set_defaults(func=lambda a: cmd_check(a, out))
 
     demo = sub.add_parser("demo", help="DSI vs SI vs non-SI on the built-in default")

@@ -217,6 +217,11 @@ BAD: list[tuple[list[str], str]] = [
     ([], "COMMAND"),
     (["check", "/nonexistent/trace.json"], "/nonexistent/trace.json"),
     (["check", "README.md"], "README.md"),
+    (["check", "x.json", "--tol", "nan"], "'nan'"),
+    (["check", "x.json", "--tol", "-1"], "'-1'"),
+    (["check", "x.json", "--show", "-2"], "'-2'"),
+    (["run", "--show-tokens", "-1"], "'-1'"),
+    (["run", "--trace", "/nonexistent/dir/t.json"], "/nonexistent/dir/t.nonsi.json"),
 ]
 
 
