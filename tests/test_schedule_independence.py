@@ -156,7 +156,7 @@ def config(inst: Instance, sch: Schedule) -> RunConfig:
     )
 
 
-@settings(CI, max_examples=300)
+@settings(CI, max_examples=800)
 @given(inst=instances(), schs=st.lists(schedules(), min_size=1, max_size=4))
 def test_dsi_tokens_are_the_sequential_reference(inst: Instance, schs: list[Schedule]) -> None:
     ref = reference_tokens(inst.target, inst.drafter, config(inst, schs[0]))
