@@ -221,8 +221,9 @@ class _Checker:
                 LIFECYCLE,
                 f"task {ev.id} scores position {ev.last} but carries only {len(ev.tokens)} tokens",
             )
-        outside = [x for x in ev.tokens if not (0 <= x < self.h.vocab_size)]
-        if outside:
+        toks = ev.tokens
+        if toks and (min(toks) < 0 or max(toks) >= self.h.vocab_size):
+            outside = [x for x in toks if not (0 <= x < self.h.vocab_size)]
             self.bad(i, t, LIFECYCLE, f"task {ev.id} tokens {outside} are outside the vocabulary")
 
     def task_start(self, i: int, t: Fraction, ev: TaskStart) -> None:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 from dsi_ref.errors import TraceError
@@ -120,13 +121,22 @@ class ParsedTrace:
     events: tuple[Event, ...]
 
 
-def parse_rational(x: object, where: str) -> Fraction:
-    if not isinstance(x, str) or not _RATIONAL.fullmatch(x):
-        raise TraceError(f"{where} = {x!r} is not an exact rational string like '3/2'")
+@lru_cache(maxsize=4096)
+def _rational(x: str) -> Fraction | None:
+    """Fraction(x) for a well-spelled rational, else None (cached: times repeat a lot)."""
+    if not _RATIONAL.fullmatch(x):
+        return None
     try:
         return Fraction(x)
     except ZeroDivisionError:
-        raise TraceError(f"{where} = {x!r} has a zero denominator") from None
+        return None
+
+
+def parse_rational(x: object, where: str) -> Fraction:
+    value = _rational(x) if isinstance(x, str) else None
+    if value is None:
+        raise TraceError(f"{where} = {x!r} is not an exact rational string like '3/2'")
+    return value
 
 
 def _num(x: object, where: str) -> Num:
@@ -179,7 +189,8 @@ class _Fields:
 
     def get_ints(self, name: str) -> tuple[int, ...]:
         v = self._get(name)
-        if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, int) for x in v):
+        # `type(x) is int` excludes bool; token lists are long, so this must be cheap.
+        if not isinstance(v, list) or not all(type(x) is int for x in v):
             raise self._bad(name, v, "a list of ints")
         return tuple(v)
 
