@@ -219,9 +219,7 @@ def plot(h: Heatmap, path: Path) -> None:
     c_edges, a_edges = _edges(h.c), _edges(h.a)
     for ax, panel in zip(axes.flat, PANELS, strict=True):
         r = h.ratio(panel)
-        cmap = plt.get_cmap("viridis").copy()
-        cmap.set_under("pink")
-        cmap.set_bad("lightgrey")
+        cmap = plt.get_cmap("viridis").with_extremes(under="pink", bad="lightgrey")
         lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
         # log scale from 1: the corner (c -> 0, a -> 1) is 10-50x and would flatten the rest
         norm = LogNorm(vmin=1.0, vmax=max(hi, 1.0 + 1e-9))

@@ -1,0 +1,167 @@
+"""Figure 2 heatmaps: best-k selection, the panels' claims on the full default grid, the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from dsi_ref.errors import InvalidConfig
+from dsi_ref.theory.commands import register
+from dsi_ref.theory.heatmap import (
+    CSV_COLUMNS,
+    PANELS,
+    Heatmap,
+    compute,
+    grid_values,
+    predicted_si_slower,
+    si_slower_than_nonsi,
+)
+from dsi_ref.theory.offline import dsi_grid, required_servers, si_exact, si_grid
+
+F = Fraction
+
+
+@pytest.fixture(scope="module")
+def full() -> Heatmap:
+    """The default grid of the CLI: 21 x 21, k = 1..20, P <= 7 (with the chain), S = 1000."""
+    return compute()
+
+
+@pytest.fixture(scope="module")
+def full_authors() -> Heatmap:
+    """The same grid with SI restricted to the lookaheads DSI may use (authors' pipeline)."""
+    return compute(si_admissible_only=True, chain=False)
+
+
+def test_grid_values() -> None:
+    g = grid_values(21)
+    assert len(g) == 21 and g[0] == 0.01 and g[-1] == 0.99
+    assert g[10] == pytest.approx(0.5)
+    with pytest.raises(InvalidConfig, match="got 1"):
+        grid_values(1)
+
+
+def test_best_k_is_the_argmin_over_admissible_k() -> None:
+    h = compute(grid=5, kmax=6, pmax=3, S=60)
+    cc, aa = np.meshgrid(h.c, h.a, indexing="ij")
+    si = np.stack([si_grid(aa, cc, k, 60) for k in range(1, 7)])
+    dsi = np.stack([dsi_grid(aa, cc, k, 60) for k in range(1, 7)])
+    need = np.array([[required_servers(k, float(c)) for c in h.c] for k in range(1, 7)])
+    ok = np.broadcast_to(need[:, :, None] <= 3, si.shape)
+    assert np.array_equal(h.k_si, np.argmin(si, 0) + 1)
+    assert np.allclose(h.t_si, si.min(0), rtol=0, atol=0)
+    masked = np.where(ok, dsi, np.inf)
+    has = ok.any(0)
+    assert np.array_equal(h.k_dsi, np.where(has, np.argmin(masked, 0) + 1, 0))
+    assert np.array_equal(np.isnan(h.t_dsi), ~has)
+    # c = 0.01 needs k c >= 1/2 for 2 verification servers + the chain: no k <= 6 fits
+    assert not has[0].any() and has[1:].all()
+    assert np.all(h.servers_dsi[1:] <= 3)
+
+
+def test_dsi_dominates_si_at_every_k_and_nonsi(full: Heatmap) -> None:
+    """Per lookahead, the offline model's DSI is never slower than SI or non-SI (S = 1000)."""
+    cc, aa = np.meshgrid(full.c, full.a, indexing="ij")
+    for k in range(1, full.kmax + 1):
+        dsi = dsi_grid(aa, cc, k, full.S)
+        assert np.all(dsi <= si_grid(aa, cc, k, full.S) * (1 + 1e-12))
+        assert np.all(dsi <= full.S * (1 + 1e-12))
+
+
+def test_dsi_beats_min_si_nonsi_everywhere_with_the_authors_k_rule(full_authors: Heatmap) -> None:
+    r = full_authors.ratio("dsi_vs_min")
+    assert not np.isnan(r).any()
+    assert np.all(r >= 1 - 1e-12)
+
+
+def test_dsi_vs_min_dips_below_one_only_where_si_uses_a_k_dsi_cannot(full: Heatmap) -> None:
+    """With SI free to use any k, DSI/min(SI, non-SI) < 1 exactly where SI's best k needs more
+    than 7 servers for DSI: at c = 0.01 (DSI needs k >= 17 there) and a in [0.15, 0.65]."""
+    r = full.ratio("dsi_vs_min")
+    below = r < 1
+    need = np.array(
+        [
+            [required_servers(int(k), float(c)) for k in row]
+            for c, row in zip(full.c, full.k_si, strict=True)
+        ]
+    )
+    assert np.array_equal(below, below & (need > full.pmax))
+    cells = {(float(full.c[i]), round(float(full.a[j]), 2)) for i, j in np.argwhere(below)}
+    assert cells == {(0.01, round(0.05 * j, 2)) for j in range(3, 14)}
+    assert float(np.min(r)) == pytest.approx(0.98356, abs=1e-5)
+
+
+def test_si_slower_than_nonsi_exactly_when_c_exceeds_a(full: Heatmap) -> None:
+    """F1's closed form (S -> infinity: SI is slower for every k iff c > a) against the finite-S
+    DP at S = 1000. On the diagonal c = a SI with k = 1 ties non-SI exactly (next test), so a
+    tie within 1e-12 of S counts as not slower."""
+    assert np.array_equal(si_slower_than_nonsi(full), predicted_si_slower(full))
+    diag = np.arange(len(full.c))
+    assert np.all(full.k_si[diag, diag] == 1)
+    assert np.allclose(full.t_si[diag, diag], full.S, rtol=1e-12)
+
+
+@pytest.mark.parametrize("a", [F(1, 100), F(3, 10), F(99, 100)])
+def test_si_ties_nonsi_exactly_on_the_diagonal(a: F) -> None:
+    """c = a, k = 1: E(n) - n satisfies D(n) = (1-a) D(n-1) + a D(n-2), D(0) = D(1) = 0."""
+    assert si_exact(a, a, 1, 200) == 200
+    assert si_exact(a, a + F(1, 100), 1, 200) > 200
+    assert si_exact(a, a, 2, 200) > 200
+
+
+def test_finite_s_exact_condition_on_a_small_grid() -> None:
+    """Exact Fractions, S = 12, k <= 6: min_k E[T_SI] > S iff c > a, on an 11 x 11 grid."""
+    vals = [F(1, 100)] + [F(j, 10) for j in range(1, 10)] + [F(99, 100)]
+    for c in vals:
+        for a in vals:
+            best = min(si_exact(a, c, k, 12) for k in range(1, 7))
+            assert (best > 12) == (c > a), (c, a, best)
+
+
+def test_ratios_and_ranges(full: Heatmap) -> None:
+    assert np.allclose(
+        full.ratio("dsi_vs_si") * full.ratio("si_vs_nonsi"), full.ratio("dsi_vs_nonsi")
+    )
+    ranges = full.ranges()
+    assert set(ranges) == set(PANELS)
+    assert ranges["dsi_vs_nonsi"][0] >= 1
+    assert ranges["si_vs_nonsi"][0] < 1  # SI can be slower than non-SI
+    with pytest.raises(InvalidConfig, match="'speed'"):
+        full.ratio("speed")
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    ns = parser.parse_args(argv)
+    return int(ns.func(ns))
+
+
+def test_cli_writes_png_and_csv(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    out = Path(str(tmp_path)) / "sub" / "fig"
+    argv = ["heatmap", "--out", str(out), "--grid", "5", "--kmax", "4", "--S", "40"]
+    assert _cli(argv) == 0
+    png = out.with_name("fig.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    with out.with_name("fig.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 25 and tuple(rows[0]) == CSV_COLUMNS
+    h = compute(grid=5, kmax=4, S=40)
+    r = rows[5 * 2 + 3]  # c index 2, a index 3
+    assert float(r["c"]) == pytest.approx(h.c[2]) and float(r["a"]) == pytest.approx(h.a[3])
+    assert int(r["k_si"]) == h.k_si[2, 3] and float(r["t_dsi"]) == h.t_dsi[2, 3]
+    assert float(r["dsi_vs_min"]) == h.ratio("dsi_vs_min")[2, 3]
+    captured = capsys.readouterr()
+    assert "k 4/4" in captured.err  # the progress bar
+    assert "DSI / min(SI, non-SI)" in captured.out and "min" in captured.out
+
+
+def test_cli_reports_bad_flags(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(["heatmap", "--out", f"{tmp_path}/x", "--grid", "1"]) == 2
+    assert "got 1" in capsys.readouterr().err
