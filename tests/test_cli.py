@@ -344,8 +344,8 @@ def test_exact_pair_acceptance_is_one_minus_noise_times_tv() -> None:
 def render_quickstart(text: str) -> str:
     """The doc with every console block's output replaced by a fresh run of its `$` lines.
 
-    Run in an empty directory (the doc writes and reads out.json). To refresh the doc:
-    cd to a temp dir, then write render_quickstart(doc) back to docs/quickstart.md.
+    Run in an empty directory (the doc writes and reads out.json). To refresh the doc
+    after a deliberate change of output: .venv/bin/python tests/test_cli.py
     """
 
     def block(m: re.Match[str]) -> str:
@@ -371,4 +371,18 @@ def test_quickstart_outputs_match_the_code(tmp_path: Path, monkeypatch: pytest.M
     doc = QUICKSTART.read_text()
     assert doc.count("```console") >= 5
     monkeypatch.chdir(tmp_path)
-    assert render_quickstart(doc) == doc, "docs/quickstart.md is stale: re-render it"
+    assert render_quickstart(doc) == doc, (
+        "docs/quickstart.md is stale; after checking the change is intended, re-render it "
+        "with .venv/bin/python tests/test_cli.py"
+    )
+
+
+if __name__ == "__main__":
+    import os
+    import tempfile
+
+    text = QUICKSTART.read_text()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        QUICKSTART.write_text(render_quickstart(text))
+    print(f"re-rendered {QUICKSTART}")
