@@ -162,7 +162,7 @@ def predict(a: float, c: float, S: int = 1000, kmax: int = 20, pmax: int = 7) ->
 EventFn = Callable[[str, object, Any], Fraction]
 
 
-def _event_expectation() -> EventFn | None:
+def event_level_fn() -> EventFn | None:
     """dsi_ref.theory.event.expected_latency if that module provides it."""
     try:
         mod = importlib.import_module("dsi_ref.theory.event")
@@ -174,7 +174,7 @@ def _event_expectation() -> EventFn | None:
 
 def event_expectations(pair: Pair, p: Prediction, tokens: int) -> dict[str, Fraction] | None:
     """Event-level exact E[T] (ms) of the three algorithms on `tokens` tokens, if available."""
-    fn = _event_expectation()
+    fn = event_level_fn()
     if fn is None or p.k_dsi == 0:
         return None
     from dsi_ref.config import RunConfig
