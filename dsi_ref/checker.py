@@ -95,7 +95,7 @@ class _Checker:
     def __init__(self, header: Header, oracle: ModelOracle | None) -> None:
         self.h = header
         self.oracle = oracle
-        self.violations: list[str] = []
+        self.found: list[tuple[int, int, str]] = []  # (event index, arrival, message)
         self.by_rule: dict[str, int] = dict.fromkeys(RULES, 0)
         self.tasks: dict[int, _Task] = {}
         self.live: set[int] = set()  # tasks queued or running
@@ -117,8 +117,14 @@ class _Checker:
 
     def bad(self, where: int | str, t: Fraction | None, rule: str, msg: str) -> None:
         place = f"event {where}" if isinstance(where, int) else where
-        self.violations.append(f"{place} (t={t}): {rule}: {msg}")
+        # Sorted by event at the end: end-of-instant checks report earlier events late.
+        order = where if isinstance(where, int) else 1 << 62
+        self.found.append((order, len(self.found), f"{place} (t={t}): {rule}: {msg}"))
         self.by_rule[rule] += 1
+
+    @property
+    def violations(self) -> list[str]:
+        return [msg for _, _, msg in sorted(self.found)]
 
     def prefix(self, n: int) -> list[int | None]:
         """Committed tokens at positions 0..n-1 (None where a position is missing)."""
@@ -420,7 +426,7 @@ class _Checker:
             "drafts_started": len(self.drafts),
             "drafts_cancelled": list(self.drafts.values()).count("cancelled"),
             "max_busy_servers": self.max_busy,
-            "violations": len(self.violations),
+            "violations": len(self.found),
             "violations_by_rule": {r: c for r, c in self.by_rule.items() if c},
         }
 
@@ -447,6 +453,5 @@ def check_trace(
         oracle = ModelOracle(h, target, drafter, sampling or SamplingConfig(greedy=h.greedy), tol)
     checker = _Checker(h, oracle)
     checker.run(parsed.events)
-    return CheckReport(
-        not checker.violations, checker.violations, checker.summary(len(parsed.events))
-    )
+    violations = checker.violations
+    return CheckReport(not violations, violations, checker.summary(len(parsed.events)))
