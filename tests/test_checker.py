@@ -610,3 +610,28 @@ def test_report_format_lists_every_violation() -> None:
     trace["result"]["tokens"][0] ^= 1
     text = check_trace(trace).format()
     assert text.startswith("FAIL: 1 violation(s)") and "result tokens" in text.splitlines()[1]
+
+
+def test_float_tolerance_of_the_model_oracle() -> None:
+    """A float engine whose p is off by 1e-12 fails rule 8 exactly, passes within tol."""
+    _, trace = run("nonsi", exact=False, max_tokens=3)
+    target, _ = pair(0, exact=False)
+    _, c = events_of(trace, "commit")[1]
+    c["p"][0] += 1e-12
+    c["p"][1] -= 1e-12
+    assert check_trace(trace).ok  # rules 1-7 see a valid p and the same sampled token
+    strict = check_trace(trace, target=target)
+    assert rules(strict) == {MODEL} and "position 1" in strict.violations[0]
+    assert check_trace(trace, target=target, tol=1e-9).ok
+
+
+def test_decimal_times_are_exact_rationals() -> None:
+    _, trace = run("si", k=2, drafter_latency=Latency.of("1/4", "1/8"))
+    for e in trace["events"]:
+        e["t"] = str(float(F(e["t"])))  # "0.375": exact, since denominators are powers of 2
+    trace["result"]["latency"] = str(float(F(trace["result"]["latency"])))
+    assert check_trace(trace).ok
+    i, e = events_of(trace, "draft_done")[0]
+    e["t"] = "0.1e1"
+    with pytest.raises(TraceError, match=rf"event {i}: field 't' = '0.1e1'"):
+        check_trace(trace)
