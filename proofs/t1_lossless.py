@@ -56,7 +56,7 @@ Checks (registered below; the proofs above are general, the checks are instances
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 
 from dsi_ref.config import RunConfig
@@ -105,7 +105,7 @@ def _pair(vocab: int, seed: int) -> tuple[LanguageModel, LanguageModel]:
     )
 
 
-def _clean(law: dict[tuple[int, ...], Num]) -> dict[tuple[int, ...], Num]:
+def _clean(law: Mapping[tuple[int, ...], Num]) -> dict[tuple[int, ...], Num]:
     return {x: pr for x, pr in law.items() if pr != 0}
 
 
