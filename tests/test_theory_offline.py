@@ -94,6 +94,15 @@ def test_float_dp_equals_exact(S: int, k: int) -> None:
     assert np.all(nonsi_grid(a, c, S) == S)
 
 
+def test_float_dp_equals_exact_on_long_runs() -> None:
+    """The heatmap's S = 1000 (SI) and a long DSI run: recurrences do not drift."""
+    for a, c, k in ((F(1, 2), F(1, 4), 5), (F(7, 8), F(1, 16), 20), (F(1, 8), F(3, 4), 2)):
+        exact = float(si_exact(a, c, k, 1000))
+        assert float(si_grid(float(a), float(c), k, 1000)) == pytest.approx(exact, rel=1e-9)
+    exact = float(dsi_exact(F(1, 2), F(1, 4), 5, 200))
+    assert float(dsi_grid(0.5, 0.25, 5, 200)) == pytest.approx(exact, rel=1e-9)
+
+
 def test_float_dp_broadcasts_over_a_grid() -> None:
     a = np.linspace(0.01, 0.99, 5)[None, :]
     c = np.linspace(0.01, 0.99, 4)[:, None]
