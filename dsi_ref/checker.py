@@ -79,6 +79,7 @@ class _Rejection:
     t: Fraction
     pos: int
     token: int
+    tasks_live: frozenset[int]  # queued or running when the rejection was recorded
     drafts_in_flight: frozenset[int]
 
 
@@ -302,7 +303,8 @@ class _Checker:
             else:
                 self.rejected += 1
                 inflight = frozenset(d for d, s in self.drafts.items() if s == "inflight")
-                self.now.rejections.append(_Rejection(i, t, j, ev.token, inflight))
+                live = frozenset(self.live)
+                self.now.rejections.append(_Rejection(i, t, j, ev.token, live, inflight))
 
     def check_task_cited(self, i: int, t: Fraction, ev: CommitEv) -> None:
         j, tid = ev.pos, ev.task
@@ -351,17 +353,23 @@ class _Checker:
     def close_instant(self) -> None:
         now = self.now
         for r in now.rejections:
-            for tid in sorted(self.live):
+            # Live then or submitted since; finishing instead of cancelling is no better.
+            for tid in sorted(r.tasks_live | self.live):
                 task = self.tasks[tid]
                 toks = task.sub.tokens
-                if len(toks) > r.pos and toks[r.pos] != r.token:
+                if len(toks) > r.pos and toks[r.pos] != r.token and task.status != "cancelled":
+                    state = (
+                        f"finished (event {task.end_index})"
+                        if task.status == "done"
+                        else f"still {task.status}"
+                    )
                     self.bad(
                         r.index,
                         r.t,
                         CANCEL,
-                        f"after the rejection at position {r.pos} "
-                        f"(token {r.token}), task {tid} built on token {toks[r.pos]} there is "
-                        f"still {task.status} at the end of t={r.t}",
+                        f"after the rejection at position {r.pos} (token {r.token}), task "
+                        f"{tid} built on token {toks[r.pos]} there was {state}, not cancelled, "
+                        f"by the end of t={r.t}",
                     )
             for did in sorted(r.drafts_in_flight):
                 status = self.drafts[did]

@@ -208,6 +208,21 @@ def test_missing_task_cancellation_after_a_rejection() -> None:
     ), report.violations
 
 
+def test_task_finishing_instead_of_being_cancelled_after_a_rejection() -> None:
+    _, trace = run("dsi", k=2, servers=2)
+    events = trace["events"]
+    i = next(
+        i
+        for i, e in enumerate(events)
+        if e.get("reason") == "rejection"
+        and any(e["id"] == x["id"] for _, x in events_of(trace, "task_start"))
+    )
+    tid = events[i]["id"]
+    rejection = max(j for j, e in events_of(trace, "commit") if j < i)
+    events[i] = {"t": events[i]["t"], "ev": "task_done", "id": tid}
+    one_violation(trace, CANCEL, f"event {rejection} ", f"task {tid} built on token", "finished")
+
+
 def draft_cancelled_by_rejection(trace: Trace) -> tuple[int, int] | None:
     """(index of a draft_cancel, index of the rejection it follows), if the run has one."""
     events = trace["events"]
