@@ -116,6 +116,7 @@ class _Task:
 class _State:
     committed: list[int] = field(default_factory=list)
     drafts: list[tuple[int, Dist]] = field(default_factory=list)  # chain beyond committed
+    chain: list[int] = field(default_factory=list)  # committed + draft tokens, kept in step
     p_avail: dict[int, tuple[Dist, int]] = field(default_factory=dict)  # pos -> (p, task)
     draft_inflight: tuple[int, int] | None = None  # (draft_id, position)
     block_start: int = 0
@@ -147,7 +148,13 @@ class DSIScheduler:
         self.verifier = verifier
         self.ttft = target_ttft
         self.tpot = target_tpot
+        # Rule 3 and the queue compare pass costs; an int with the order of (TTFT vs TPOT)
+        # stands in for the prefill's cost (a decode pass ranks 0), so no Fraction is compared.
+        self._prefill_rank = (target_ttft > target_tpot) - (target_ttft < target_tpot)
         self.faults = faults
+        self._bonus_off_by_one = Fault.BONUS_OFF_BY_ONE in faults
+        self._keep_cancelled_p = Fault.COMMIT_CANCELLED in faults
+        self._keep_unverified = Fault.UNVERIFIED_PREFIX in faults
         self.s = _State()
         self.queue: list[int] = []
         self.counters = Counters()
@@ -183,11 +190,11 @@ class DSIScheduler:
         pos = s.draft_inflight[1]
         s.draft_inflight = None
         s.drafts.append((token, q))
+        s.chain.append(token)  # the chain now ends at pos: len(s.chain) == pos + 1
         out: list[Command] = []
         if pos - s.block_start + 1 == self.k or pos == self.n - 1:
             first = max(s.block_start, len(s.committed))
-            chain = tuple(s.committed) + tuple(d for d, _ in s.drafts)
-            self._submit("verify", chain[: pos + 1], first, min(pos + 1, self.n - 1), out)
+            self._submit("verify", tuple(s.chain), first, min(pos + 1, self.n - 1), out)
             s.block_start = pos + 1
         self._draft_next(out)
         self._progress(out)
@@ -205,7 +212,7 @@ class DSIScheduler:
             )
         del s.tasks[task_id]
         self.servers[task.server] = None
-        if Fault.BONUS_OFF_BY_ONE in self.faults and task.kind == "verify" and len(dists) > 1:
+        if self._bonus_off_by_one and task.kind == "verify" and len(dists) > 1:
             dists = [*dists[:-1], dists[-2]]
         for j, p in zip(range(task.first, task.last + 1), dists, strict=True):
             if j >= len(s.committed) and j not in s.p_avail:
@@ -222,13 +229,12 @@ class DSIScheduler:
 
     def _draft_next(self, out: list[Command]) -> None:
         s = self.s
-        pos = len(s.committed) + len(s.drafts)
+        pos = len(s.chain)
         if s.draft_inflight is None and pos < self.n:
             did = self._new_id()
             s.draft_inflight = (did, pos)
-            chain = tuple(s.committed) + tuple(d for d, _ in s.drafts)
             self.counters.drafter_forwards += 1
-            out.append(StartDraft(did, pos, chain))
+            out.append(StartDraft(did, pos, tuple(s.chain)))
 
     def _submit(
         self, kind: str, tokens: tuple[int, ...], first: int, last: int, out: list[Command]
@@ -240,17 +246,15 @@ class DSIScheduler:
         self.queue.append(tid)
         out.append(QueueTask(tid, kind, tokens, first, last))
 
-    def _cost(self, first: int) -> Fraction:
-        return self.ttft if first == 0 else self.tpot
+    def _rank(self, first: int) -> int:
+        """The cost of a pass whose first scored position is `first`, as an ordered int."""
+        return self._prefill_rank if first == 0 else 0
 
     def _covered(self, pos: int, exclude: int | None = None) -> bool:
         """Will a live task yield p at `pos` no later than a target-only task would?"""
+        rank = self._rank(pos)
         for t in self.s.tasks.values():
-            if (
-                t.task_id != exclude
-                and t.first <= pos <= t.last
-                and self._cost(t.first) <= self._cost(pos)
-            ):
+            if t.task_id != exclude and t.first <= pos <= t.last and self._rank(t.first) <= rank:
                 return True
         return False
 
@@ -279,7 +283,7 @@ class DSIScheduler:
             out.append(Commit(c, token, draft, ok, tid, p, q))
             if ok:
                 self.counters.drafts_accepted += 1
-                s.drafts.pop(0)
+                s.drafts.pop(0)  # the chain is unchanged: its token at c is now committed
                 continue
             self.counters.drafts_rejected += 1
             self._reject(out)
@@ -289,9 +293,10 @@ class DSIScheduler:
         s = self.s
         self.counters.drafts_wasted += len(s.drafts)
         s.drafts.clear()
-        if Fault.COMMIT_CANCELLED not in self.faults:
+        s.chain = list(s.committed)
+        if not self._keep_cancelled_p:
             s.p_avail.clear()
-        if Fault.UNVERIFIED_PREFIX not in self.faults:
+        if not self._keep_unverified:
             for tid in list(s.tasks):
                 self._cancel(tid, "rejection", out)
         if s.draft_inflight is not None:
@@ -328,7 +333,7 @@ class DSIScheduler:
                 self.queue,
                 key=lambda i: (
                     max(self.s.tasks[i].first, c),
-                    self._cost(self.s.tasks[i].first),
+                    self._rank(self.s.tasks[i].first),
                     -self.s.tasks[i].last,
                     i,
                 ),
@@ -355,5 +360,6 @@ class DSIScheduler:
             s.draft_inflight = None
         self.counters.drafts_wasted += len(s.drafts)
         s.drafts.clear()
+        s.chain = list(s.committed)
         s.finished = True
         out.append(Finished(tuple(s.committed)))

@@ -32,6 +32,8 @@ class Verifier:
         self.chooser = chooser
         self.greedy = greedy
         self.faults = faults
+        self._always_accept = Fault.ALWAYS_ACCEPT in faults  # once, not per position
+        self._residual_from_p = Fault.RESIDUAL_FROM_P in faults
 
     def draft(self, position: int, q: Dist) -> int:
         if self.greedy:
@@ -60,11 +62,11 @@ class Verifier:
                 f"draft token {draft} at position {position} has proposal probability "
                 f"{q[draft]}; a draft must be sampled from the q it is verified with"
             )
-        if Fault.ALWAYS_ACCEPT in self.faults:
+        if self._always_accept:
             return draft, True
         ratio = p[draft] / q[draft]
         if ratio >= 1 or self.chooser.bernoulli(Key(position, Purpose.ACCEPT), ratio):
             return draft, True
-        law = p if Fault.RESIDUAL_FROM_P in self.faults else residual(p, q)
+        law = p if self._residual_from_p else residual(p, q)
         token = self.chooser.choice(Key(position, Purpose.RESIDUAL), law)
         return token, token == draft

@@ -71,9 +71,16 @@ def run_dsi(
     live: dict[tuple[int, int], StartDraft | StartTask] = {}
     seq = 0
     tick = 0  # the clock, in ticks
-    now = Fraction(0)  # the clock as a Fraction: kept in step with tick, only when needed
     times: list[Fraction] = []
     done = False
+    now_at, now_frac = 0, Fraction(0)
+
+    def now() -> Fraction:
+        """The clock as a Fraction, built only for commits and trace events."""
+        nonlocal now_at, now_frac
+        if now_at != tick:
+            now_at, now_frac = tick, Fraction(tick, denom)
+        return now_frac
 
     def execute(cmds: list[Command]) -> None:
         nonlocal seq, done
@@ -84,19 +91,19 @@ def run_dsi(
                 heapq.heappush(heap, (end, seq, _DRAFT, cmd.draft_id))
                 seq += 1
                 if tracing:
-                    rec.event(now, "draft_start", id=cmd.draft_id, pos=cmd.position)
+                    rec.event(now(), "draft_start", id=cmd.draft_id, pos=cmd.position)
             elif isinstance(cmd, StartTask):
                 end = tick + target_ticks[cmd.first != 0]
                 live[(_TASK, cmd.task_id)] = cmd
                 heapq.heappush(heap, (end, seq, _TASK, cmd.task_id))
                 seq += 1
                 if tracing:
-                    rec.event(now, "task_start", id=cmd.task_id, server=cmd.server)
+                    rec.event(now(), "task_start", id=cmd.task_id, server=cmd.server)
             elif isinstance(cmd, Commit):
-                times.append(now)
+                times.append(now())
                 if tracing:
                     rec.commit(
-                        now,
+                        now(),
                         cmd.position,
                         cmd.token,
                         source="verify",
@@ -109,18 +116,18 @@ def run_dsi(
             elif isinstance(cmd, CancelDraft):
                 live.pop((_DRAFT, cmd.draft_id), None)
                 if tracing:
-                    rec.event(now, "draft_cancel", id=cmd.draft_id)
+                    rec.event(now(), "draft_cancel", id=cmd.draft_id)
             elif isinstance(cmd, CancelTask):
                 live.pop((_TASK, cmd.task_id), None)
                 if tracing:
-                    rec.event(now, "task_cancel", id=cmd.task_id, reason=cmd.reason)
+                    rec.event(now(), "task_cancel", id=cmd.task_id, reason=cmd.reason)
             elif isinstance(cmd, Finished):
                 done = True
                 if tracing:
-                    rec.event(now, "done")
+                    rec.event(now(), "done")
             elif isinstance(cmd, QueueTask) and tracing:  # only the trace sees a submission
                 rec.event(
-                    now,
+                    now(),
                     "task_submit",
                     id=cmd.task_id,
                     kind=cmd.kind,
@@ -137,21 +144,20 @@ def run_dsi(
         job = live.pop((kind, ident), None)
         if job is None:
             continue  # cancelled
-        if end != tick:
-            tick, now = end, Fraction(end, denom)
+        tick = end
         if isinstance(job, StartDraft):
             token, q = draft_worker.draft(job.tokens, job.position)
             if tracing:
-                rec.event(now, "draft_done", id=ident, token=token)
+                rec.event(now(), "draft_done", id=ident, token=token)
             execute(sched.on_draft_done(ident, token, q))
         else:
             dists = scorer.score(job.tokens, job.first, job.last)
             if tracing:
-                rec.event(now, "task_done", id=ident)
+                rec.event(now(), "task_done", id=ident)
             execute(sched.on_task_done(ident, dists))
     c = sched.counters
     tokens = sched.committed
-    return RunResult("dsi", tokens, now, tuple(times), c, rec.finish(tokens, now))
+    return RunResult("dsi", tokens, now(), tuple(times), c, rec.finish(tokens, now()))
 
 
 def _denominators(lat: Latency) -> tuple[int, int]:
