@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import islice
 from typing import Any
 
 from dsi_ref.checker_schema import (
@@ -285,12 +286,13 @@ class _Checker:
             self.bad(
                 i, t, COMMIT, f"commit at position {j} out of order: position {expected} is next"
             )
-        if not (0 <= j < self.h.max_tokens):
+        in_range = 0 <= j < self.h.max_tokens
+        if not in_range:
             self.bad(i, t, COMMIT, f"commit at position {j}, outside 0..{self.h.max_tokens - 1}")
-        self.check_task_cited(i, t, ev)
+        self.check_task_cited(i, t, ev, in_range)
         for rule_msg in check_commit_rule(self.h, ev):
             self.bad(i, t, VERIFY, rule_msg)
-        if self.oracle is not None:
+        if self.oracle is not None and in_range:
             for msg in self.oracle.check(self.prefix(j), ev):
                 self.bad(i, t, MODEL, msg)
         if j not in self.committed:
@@ -306,7 +308,7 @@ class _Checker:
                 live = frozenset(self.live)
                 self.now.rejections.append(_Rejection(i, t, j, ev.token, live, inflight))
 
-    def check_task_cited(self, i: int, t: Fraction, ev: CommitEv) -> None:
+    def check_task_cited(self, i: int, t: Fraction, ev: CommitEv, in_range: bool) -> None:
         j, tid = ev.pos, ev.task
         if tid is None:
             self.bad(i, t, PREFIX, f"commit at position {j} cites no task")
@@ -338,14 +340,20 @@ class _Checker:
                 f"commit at position {j} cites task {tid}, which scores only "
                 f"{sub.first}..{sub.last}",
             )
+        if not in_range:
+            return  # a prefix of a position that cannot exist has no meaning (nor a bound)
         want = self.prefix(j)
-        if list(sub.tokens[:j]) != want:
+        got = sub.tokens[:j]
+        bad_at = next((d for d in range(j) if d >= len(got) or got[d] != want[d]), None)
+        if bad_at is not None:
+            has = got[bad_at] if bad_at < len(got) else "nothing"
             self.bad(
                 i,
                 t,
                 PREFIX,
-                f"commit at position {j} cites task {tid} whose tokens[:{j}] = "
-                f"{list(sub.tokens[:j])} differ from the committed {want}",
+                f"commit at position {j} cites task {tid} whose tokens[:{j}] differ from the "
+                f"committed tokens at position {bad_at}: task has {has}, committed "
+                f"{want[bad_at]}",
             )
 
     # ----- end of an instant: cancellations after rejections ------------------
@@ -400,9 +408,17 @@ class _Checker:
         end_t = events[-1].t if events else None
         where = f"end of trace after event {len(events) - 1}"
         n = self.h.max_tokens
-        missing = [p for p in range(n) if p not in self.committed]
-        if missing:
-            self.bad(where, end_t, COMMIT, f"positions {missing} were never committed")
+        have = sum(1 for p in self.committed if 0 <= p < n)
+        if have < n:
+            # Bounded by the commits seen, whatever max_tokens claims.
+            gaps = (p for p in range(n) if p not in self.committed)
+            first = list(islice(gaps, 10))
+            self.bad(
+                where,
+                end_t,
+                COMMIT,
+                f"{n - have} of {n} positions were never committed (first: {first})",
+            )
         tokens = self.contiguous[:n]
         if list(self.h.result_tokens) != tokens:
             self.bad(

@@ -330,7 +330,20 @@ def test_position_committed_twice_and_one_missing() -> None:
     report = check_trace(trace)
     assert COMMIT in rules(report)
     assert any("position 2 is committed a second time" in v for v in report.violations)
-    assert any("positions [3] were never committed" in v for v in report.violations)
+    assert any("1 of 4 positions were never committed (first: [3])" in v for v in report.violations)
+
+
+def test_absurd_positions_and_lengths_stay_cheap() -> None:
+    """A billion-token claim is reported, not replayed (this test would hang otherwise)."""
+    _, trace = run("nonsi", max_tokens=3)
+    _, c = events_of(trace, "commit")[-1]
+    c["pos"] = 10**9
+    trace["max_tokens"] = 10**9
+    report = check_trace(trace)
+    assert any("position 1000000000, outside 0..999999999" in v for v in report.violations)
+    assert any(
+        f"{10**9 - 2} of {10**9} positions were never committed" in v for v in report.violations
+    )
 
 
 def test_times_decreasing() -> None:
@@ -541,6 +554,7 @@ JSON_VALUES = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-3, 12),
+    st.just(10**9),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["0", "1", "1/2", "-1/3", "abc", "1/0", "2.5", "", "verify", "target"]),
     st.lists(st.integers(-1, 5), max_size=6),
