@@ -30,6 +30,7 @@ from dsi_ref.faults import Fault
 from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel, MixtureDrafter, random_markov
 from dsi_ref.nonsi import run_nonsi
+from dsi_ref.prob import InverseCDF, Num, inverse_cdf
 from dsi_ref.randomness import Chooser
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
@@ -273,6 +274,22 @@ def laws() -> dict[str, dict[str, str]]:
     return out
 
 
+def check_inverse_cdf(trials: int = 3000) -> None:
+    """The cached InverseCDF answers exactly as inverse_cdf: zeros, Fractions, cell edges."""
+    rng = random.Random(5)
+    for _ in range(trials):
+        n = rng.randint(1, 8)
+        w: list[Num]
+        if rng.random() < 0.5:
+            w = [rng.choice([0.0, 0.0, rng.random(), 1e-300, 0.1]) for _ in range(n)]
+        else:
+            w = [Fraction(rng.randint(0, 3), rng.randint(1, 7)) for _ in range(n)]
+        table = InverseCDF(w)
+        edges: list[float] = [0.0, 1.0, 0.999999999, *(float(sum(w[:j])) for j in range(n + 1))]
+        for u in [rng.random() for _ in range(5)] + edges:
+            assert table.lookup(u) == inverse_cdf(w, u), (w, u)
+
+
 def collect() -> dict[str, Any]:
     return {"runs": {s.name: run_spec(s) for s in specs()}, "laws": laws()}
 
@@ -305,6 +322,7 @@ def main() -> int:
     )
     ap.add_argument("--write", action="store_true", help="freeze the current behaviour")
     args = ap.parse_args()
+    check_inverse_cdf()
     now = json.loads(canonical(collect()))  # through JSON, as the file is
     if args.write:
         GOLDEN.write_text(

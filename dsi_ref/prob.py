@@ -7,6 +7,7 @@ The same functions serve both so that one implementation is sampled and enumerat
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -79,6 +80,32 @@ def inverse_cdf(p: Sequence[Num], u: float) -> int:
             if u < acc:
                 return j
     return last  # u beyond a float cdf that fell short of 1 by rounding
+
+
+class InverseCDF:
+    """`inverse_cdf(p, u)` for one fixed p, answered by bisection over the same partial sums.
+
+    The sums are accumulated exactly as inverse_cdf does (a float accumulator,
+    positive entries only), so `lookup(u) == inverse_cdf(p, u)` for every u: the
+    first j with u < sums[j] is found by bisect_right, since sums never decrease.
+    """
+
+    __slots__ = ("_index", "_last", "_sums")
+
+    def __init__(self, p: Sequence[Num]) -> None:
+        acc: Num = 0.0
+        self._sums: list[Num] = []
+        self._index: list[int] = []
+        for j, x in enumerate(p):
+            if x > 0:
+                acc += x
+                self._sums.append(acc)
+                self._index.append(j)
+        self._last = self._index[-1] if self._index else -1
+
+    def lookup(self, u: float) -> int:
+        i = bisect_right(self._sums, u)
+        return self._index[i] if i < len(self._index) else self._last
 
 
 def total_variation(p: Sequence[Num], q: Sequence[Num]) -> Num:

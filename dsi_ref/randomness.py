@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from typing import NamedTuple, Protocol
 
-from dsi_ref.prob import Num, inverse_cdf
+from dsi_ref.prob import InverseCDF, Num, inverse_cdf
 
 
 class Purpose(IntEnum):
@@ -58,6 +58,9 @@ def keyed_uniform(seed: int, key: Key) -> float:
     return (h >> 11) * (1.0 / (1 << 53))
 
 
+_CDF_CACHE_SIZE = 1024
+
+
 class SeededChooser:
     """A Chooser whose uniforms are a pure function of (seed, key)."""
 
@@ -65,12 +68,25 @@ class SeededChooser:
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed = seed
+        # Models hand out the same (cached) distribution tuples again and again, so their
+        # inverse CDFs are kept, keyed by object identity; each entry holds its tuple, so
+        # an id cannot be reused while its entry lives. Same answers as inverse_cdf.
+        self._cdfs: dict[int, tuple[tuple[Num, ...], InverseCDF]] = {}
 
     def uniform(self, key: Key) -> float:
         return keyed_uniform(self.seed, key)
 
     def choice(self, key: Key, weights: Sequence[Num]) -> int:
-        return inverse_cdf(weights, keyed_uniform(self.seed, key))
+        u = keyed_uniform(self.seed, key)
+        if type(weights) is not tuple:  # possibly mutable: no caching
+            return inverse_cdf(weights, u)
+        entry = self._cdfs.get(id(weights))
+        if entry is None:
+            if len(self._cdfs) >= _CDF_CACHE_SIZE:
+                self._cdfs.clear()  # fresh tuples every time (e.g. residuals): stay bounded
+            entry = (weights, InverseCDF(weights))
+            self._cdfs[id(weights)] = entry
+        return entry[1].lookup(u)
 
     def bernoulli(self, key: Key, prob: Num) -> bool:
         return keyed_uniform(self.seed, key) < prob
