@@ -53,6 +53,8 @@ SAMPLINGS: dict[str, SamplingConfig] = {
     "T2": SamplingConfig(temperature=F(2)),
     "topk2": SamplingConfig(top_k=2),
     "topp1/2": SamplingConfig(top_p=F(1, 2)),
+    # top-p 1/2 keeps only the top token at most contexts of these small tables.
+    "topp3/4": SamplingConfig(top_p=F(3, 4)),
 }
 
 # ----- latency settings ---------------------------------------------------------
