@@ -198,3 +198,23 @@ def test_si_dp_is_the_si_polynomial() -> None:
     # = 4/3 + (1-a)(7/3 - a) + a = 11/3 - 7/3 a - a + a^2 + a = 11/3 - 7/3 a + a^2
     expected = [F(11, 3), F(-7, 3), F(1)]
     assert list(si_poly(cfg)) == expected
+
+
+def test_offline_and_event_models_side_by_side() -> None:
+    """SI is the same number in both models (same DP, TTFT = TPOT, no servers involved);
+    DSI differs in both directions on this grid (docs/latency-models.md says why), and
+    both DSI models are never slower than non-SI."""
+    from dsi_ref.theory.compare import compare
+
+    rates = (F(0), F(1, 2), F(9, 10), F(1))
+    rows = []
+    for c, k in ((F(1, 10), 1), (F(1, 10), 4), (F(1, 2), 2), (F(9, 10), 3)):
+        for s in (4, 16):
+            rows += compare(rates, c, k, s)
+    for r in rows:
+        assert r.offline_si == r.event_si, r
+        assert r.event_dsi <= r.nonsi and r.offline_dsi <= r.nonsi, r
+    assert any(r.event_dsi < r.offline_dsi for r in rows)
+    assert any(r.event_dsi > r.offline_dsi for r in rows)
+    with pytest.raises(InvalidConfig, match="'x'"):
+        compare([0], "x", 1, 2)
