@@ -7,9 +7,11 @@ The rules, in the order they act:
 
 1. The drafter never waits: it drafts the speculative chain (committed tokens
    followed by unverified drafts) one position at a time up to the last position.
-2. Every k drafts (and at the last position) a *verification task* is submitted
-   for the block just drafted: one target pass over committed + drafts scoring
-   the block's positions and the one after it.
+2. Every k drafts a *verification task* is submitted for the block just
+   drafted: one target pass over committed + drafts scoring the block's
+   positions and the one after it. The block is cut short at position n - 2:
+   scoring the last position n - 1 needs drafts only up to n - 2, and the draft
+   at n - 1 is made while that pass runs.
 3. A *target-only task* on the committed prefix is submitted whenever the prefix
    grows (or at the start) and no finished task has already given the next
    position's p and no live task will give it as quickly as a target-only task
@@ -192,9 +194,12 @@ class DSIScheduler:
         s.drafts.append((token, q))
         s.chain.append(token)  # the chain now ends at pos: len(s.chain) == pos + 1
         out: list[Command] = []
-        if pos - s.block_start + 1 == self.k or pos == self.n - 1:
+        # A block's pass scores its drafts' positions and the one after; the last
+        # position needs drafts only up to n - 2, so the draft at n - 1 is verified
+        # by that pass while the drafter makes it in parallel (as SI's bonus would).
+        if pos <= self.n - 2 and (pos - s.block_start + 1 == self.k or pos == self.n - 2):
             first = max(s.block_start, len(s.committed))
-            self._submit("verify", tuple(s.chain), first, min(pos + 1, self.n - 1), out)
+            self._submit("verify", tuple(s.chain), first, pos + 1, out)
             s.block_start = pos + 1
         self._draft_next(out)
         self._progress(out)
