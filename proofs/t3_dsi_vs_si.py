@@ -30,13 +30,15 @@ cuts the last block at n - 2, as SI's bonus token does.
 Statement (machine-checked on the grid below; a general proof is open):
 (T3) If P >= 2 and the drafter is no slower than the target (d0 <= t0, d <= t), then
   (i)  pathwise, on the pattern coupling: T_DSI(x) <= T_SI(x) for every pattern x --
-       checked on every pattern for S <= 6, k = 1..4, P in {2, 3}, c in {1/10, 1/4, 1/2,
-       3/4, 1}, (t0, d0) in {(t, d), (2t, d), (t, 2d), (2t, 3d)} with d0 <= t0;
+       checked on every pattern for S <= 6, k = 1..4, P in {2, 3} (P = 2 only at S = 6),
+       c in {1/10, 1/4, 1/2, 3/4, 1}, (t0, d0) in {(t, d), (2t, d), (t, 2d), (2t, 3d)}
+       with d0 <= t0;
        so E[T_DSI] <= E[T_SI] for ANY law of the acceptance bits, i.i.d. or not;
   (ii) in expectation under i.i.d. acceptance, strictly for every a in [0, 1) when S >= 2:
        E[T_DSI] - E[T_SI], a polynomial in a, is < 0 on [0, 1) and <= 0 on [0, 1]
-       (z3 on the exact polynomial) for S in {2..8, 12, 16}, k = 1..4, P in {2, 3},
-       c in {1/10, 1/4, 1/2, 3/4, 9/10, 1}, and TTFT variants.
+       (z3 on the exact polynomial) for S in {2..8, 12, 16}, k = 1..4, P in {2, 3}
+       (P = 2 only at S = 12, 16), c in {1/10, 1/4, 1/2, 3/4, 9/10, 1}, t0 = t, d0 = d;
+       and at S in {3, 8} for the three other (t0, d0) settings of (i).
 The paper's "strictly when a > 0" becomes "strictly when a < 1": at a = 0 SI pays k
 wasted drafts per token while DSI's target-only chain runs at non-SI's pace; at a = 1
 the two can tie (C3).
