@@ -23,12 +23,12 @@ def target_law(
         for seq, pr in law.items():
             p = view.dist(tuple(prompt) + seq)
             if sampling.greedy:
-                best = seq + (argmax(p),)
+                best = (*seq, argmax(p))
                 nxt[best] = nxt.get(best, 0) + pr
                 continue
             for tok, x in enumerate(p):
                 if x > 0:
-                    nxt[seq + (tok,)] = nxt.get(seq + (tok,), 0) + pr * x
+                    nxt[(*seq, tok)] = nxt.get((*seq, tok), 0) + pr * x
         law = nxt
     return law
 
