@@ -24,8 +24,8 @@ conditions with this scheduler. Counterexamples (exact):
      c = 1 both take S t.
 History: with the scheduler's earlier rule 2 (the last block submitted only after the
 draft at n - 1) these checks found DSI slower than SI by up to d at finite S for every P
-(S = 2, k = 2, P = 2: E[T_DSI] = 2 - 4a/5 > E[T_SI] = 21/10 - a for a > 1/2); the rule now
-cuts the last block at n - 2, as SI's bonus token does.
+(S = 2, k = 2, P = 2: E[T_DSI] = 2 - 4a/5 > E[T_SI] = 21/10 - a for a > 1/2); since commit
+016e60c the rule cuts the last block at n - 2, so the last draft is made while its pass runs.
 
 Statement (machine-checked on the grid below; a general proof is open):
 (T3) If P >= 2 and the drafter is no slower than the target (d0 <= t0, d <= t), then
