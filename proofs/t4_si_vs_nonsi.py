@@ -55,6 +55,7 @@ import z3
 
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
+from dsi_ref.theory.closed_form import si_rate, si_slower_for_every_k
 from dsi_ref.theory.event import evaluate, nonsi_latency, si_poly
 from proofs.registry import check
 
@@ -138,7 +139,13 @@ def limit_rate_exact() -> tuple[int, str]:
             polys = {s: si_poly(_cfg(s, k, F(1), c, c)) for s in (10, 20, 40)}
             for a in (F(0), F(1, 3), F(9, 10), F(1)):
                 r = (k * c + 1) / (k + 1) if a == 1 else (k * c + 1) * (1 - a) / (1 - a ** (k + 1))
+                assert r == si_rate(a, c, k), (a, c, k)
                 for s, p in polys.items():
                     assert abs(evaluate(p, a) - s * r) <= k * (k * c + 1), (c, k, a, s)
                     n += 1
-    return n, "|E[T_SI] - S R_k| <= k (k c + 1) for S in {10,20,40}"
+    for a in RATES:  # (A) once more, in exact rationals: R_k > 1 for all k <=> c > a
+        for c in DRAFTER:
+            every = all(si_rate(a, c, k) > 1 for k in range(1, K_MAX + 1))
+            assert every == si_slower_for_every_k(a, c), (a, c)
+            n += 1
+    return n, "|E[T_SI] - S R_k| <= k (k c + 1) for S in {10,20,40}; (A) on 13 a x 6 c"
