@@ -32,8 +32,18 @@ class _PathChooser:
         self.branch_sizes: list[int] = []
         self.intervals: dict[Key, tuple[Fraction, Fraction]] = {}
 
-    def _pieces(self, key: Key, cuts: Sequence[Fraction]) -> list[tuple[int, Fraction, Fraction]]:
-        lo, hi = self.intervals.get(key, (_ZERO, _ONE))
+    def _pieces(
+        self, key: Key, cuts: Sequence[Fraction], monotone: bool
+    ) -> list[tuple[int, Fraction, Fraction]]:
+        """The cells of [0, 1) cut at `cuts` that meet the interval U(key) is known to lie in."""
+        known = self.intervals.get(key)
+        if known is None and monotone:
+            # A first question about this key: U's interval is [0, 1), which holds every
+            # cell of a monotone cdf from 0 to 1, so no clipping is needed.
+            return [
+                (j, cuts[j], cuts[j + 1]) for j in range(len(cuts) - 1) if cuts[j] < cuts[j + 1]
+            ]
+        lo, hi = known or (_ZERO, _ONE)
         pieces = []
         for j in range(len(cuts) - 1):
             a, b = max(lo, cuts[j]), min(hi, cuts[j + 1])
@@ -41,8 +51,8 @@ class _PathChooser:
                 pieces.append((j, a, b))
         return pieces
 
-    def _take(self, key: Key, cuts: Sequence[Fraction]) -> int:
-        pieces = self._pieces(key, cuts)
+    def _take(self, key: Key, cuts: Sequence[Fraction], monotone: bool) -> int:
+        pieces = self._pieces(key, cuts, monotone)
         if not pieces:
             raise EnumerationError(f"no outcome has positive probability at key {key}")
         if len(pieces) == 1:
@@ -61,21 +71,23 @@ class _PathChooser:
 
     def choice(self, key: Key, weights: Sequence[Fraction | float]) -> int:
         cuts = [_ZERO]
+        monotone = True  # no negative weight: the cdf never decreases
         for w in weights:
             if not isinstance(w, Fraction):
                 raise EnumerationError(
                     f"exact enumeration needs Fraction weights, got {w!r} at key {key}"
                 )
+            monotone = monotone and w.numerator >= 0
             cuts.append(cuts[-1] + w)
         if cuts[-1] != 1:
             raise EnumerationError(f"weights at key {key} sum to {cuts[-1]}, not 1")
-        return self._take(key, cuts)
+        return self._take(key, cuts, monotone)
 
     def bernoulli(self, key: Key, prob: Fraction | float) -> bool:
         if not isinstance(prob, Fraction):
             raise EnumerationError(f"exact enumeration needs a Fraction, got {prob!r} at {key}")
         p = min(max(prob, _ZERO), _ONE)
-        return self._take(key, [_ZERO, p, _ONE]) == 0
+        return self._take(key, [_ZERO, p, _ONE], True) == 0
 
     def probability(self) -> Fraction:
         out = _ONE

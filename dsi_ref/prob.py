@@ -51,7 +51,15 @@ def normalize(w: Sequence[Num], what: str = "weights") -> Dist:
     total = sum(w)
     if total <= 0:
         raise InvalidDistribution(f"{what} have total mass {total}; nothing to normalise")
+    if total == 1 and _all_of_one_type(w):
+        return tuple(w)  # x / 1 is x exactly, for a Fraction as for a float: skip the divisions
     return tuple(x / total for x in w)
+
+
+def _all_of_one_type(w: Sequence[Num]) -> bool:
+    """All Fractions or all floats (then x / total keeps each x's type)."""
+    kind = type(w[0])
+    return (kind is Fraction or kind is float) and all(type(x) is kind for x in w)
 
 
 def residual(p: Sequence[Num], q: Sequence[Num]) -> Dist:
