@@ -218,3 +218,19 @@ def test_offline_and_event_models_side_by_side() -> None:
     assert any(r.event_dsi > r.offline_dsi for r in rows)
     with pytest.raises(InvalidConfig, match="'x'"):
         compare([0], "x", 1, 2)
+
+
+def test_closed_form_rate_is_the_long_run_si_cost() -> None:
+    from dsi_ref.theory.closed_form import si_rate, si_slower_for_every_k
+
+    assert si_rate("1/2", "1/10", 1) == F(11, 10) / F(3, 2)
+    assert si_rate(1, "1/2", 2) == F(2, 3)
+    assert si_slower_for_every_k("1/3", "1/2") and not si_slower_for_every_k("1/2", "1/2")
+    # E[T_SI]/S approaches the rate: at S = 60 within 2% here
+    cfg = RunConfig(60, 2, target_latency=Latency.of(1), drafter_latency=Latency.of("1/4"))
+    per_token = expected_latency("si", "3/5", cfg) / 60
+    assert abs(per_token / si_rate("3/5", "1/4", 2) - 1) < F(2, 100)
+    with pytest.raises(InvalidConfig, match="got 0"):
+        si_rate("1/2", "1/10", 0)
+    with pytest.raises(InvalidConfig, match="'2'"):
+        si_rate("2", "1/10", 1)
