@@ -28,6 +28,23 @@ other functions compute the same number with few runs:
   rejection at r-1 makes the restart at r), so S scheduler runs and O(S^2)
   arithmetic in all.
 
+Why (a) and (b) hold (the tests check both pattern by pattern, and the DP against the
+definition):
+(b) In a pattern run the drafts, the q's and the p's are constants (order-0 models), so
+    timing depends on the bits only through which positions reject. The bit of position
+    j is read once, by the verifier inside the scheduler's commit of j, and the virtual
+    clock's `now` at that call is the commit time of j. Every event before it was
+    handled using bits < j only, so the commit time of j is a function of them.
+(a) Committing a rejection at j (time tau) clears the drafts and the stored p's, cancels
+    every live task (running or queued; servers are freed at once) and the in-flight
+    draft, sets the block start to j+1, starts the draft of j+1 and submits and dispatches
+    the target-only task at j+1. Cancelled events left in the clock's heap are skipped.
+    That is the state of a start at position j+1 at time tau (every pass from j+1 on costs
+    TPOT > 0, so nothing new is due at tau itself); ids only shift, keeping their order.
+Hence from a restart at r the time to the commit of the first rejection j is the commit
+time of j in the run that rejects at r-1 and accepts from r on, minus its commit time of
+r-1; a run with no further rejection ends at the commit of S-1.
+
 Every expectation is a polynomial in a of degree <= S with rational
 coefficients; the `*_poly` functions return it (coefficients of a^0, a^1, ...),
 which lets the proofs check a claim for every a in [0, 1] at once.
