@@ -28,6 +28,9 @@ Theorem.
     P >= 1 (their proofs do not use P), so the output law and even the tokens
     are unchanged; T2 holds for every P >= 1, so DSI is still never slower than
     non-SI; what is lost is speedup over that bound (later commits).
+(e) Checked on instances only (not proved): the all-accept pattern of a run of
+    n = k (ceil(T/(kD)) + 2) + 2 tokens has L >= ceil(T / (k D)), so the paper's
+    count is a lower bound for long runs on every instance of the grid below.
 
 Proof.
 (a) The scheduler consults the servers only through "is a server free" and
@@ -60,7 +63,7 @@ Checks (registered below), on the real code via dsi_ref.pattern.run_pattern:
   2^n patterns (peak of busy servers, read from the real scheduler through a
   monitoring subclass); then with P = P* every pattern has tasks_queued == 0, with
   P = P* - 1 (when >= 1) some pattern has tasks_queued > 0, and P* <= B; the
-  instances of (c) are asserted.
+  instances of (c) and, per setting, (e) are asserted.
 - hypothesis: with P = B no task queues, for rational latencies (the drafter up to
   three times slower than the target: (b) does not need D <= T), k <= 5 and
   patterns of length up to 30.
@@ -168,13 +171,20 @@ def smallest_queue_free_p() -> tuple[int, str]:
                     assert any(queues(a, k, ps - 1, lat) for a in pats), f"P*-1={ps - 1} free"
                 assert ps <= bound(k, lat), f"P*={ps} > B={bound(k, lat)} at {lat} k={k}"
                 configs += 1
-            table.append(f"{lat} k={k}: P*={ps} paper={paper_count(k, lat)} B={bound(k, lat)}")
+            # (e) the paper's count is reached by the all-accept pattern of a long enough run.
+            paper = paper_count(k, lat)
+            long_n = k * (paper + 2) + 2
+            assert peak_unlimited([True] * long_n, k, lat) >= paper, f"{lat} k={k} n={long_n}"
+            lat_s = ", ".join(str(x) for x in lat)
+            table.append(
+                f"(T0, T, D0, D) = ({lat_s}), k={k}: P*={ps} paper={paper} B={bound(k, lat)}"
+            )
     # (c): the paper's count is not enough.
     same = (F(1), F(1), F(1), F(1))
     assert p_star(3, 1, same) == 2 > paper_count(1, same)
     prefill = (F(3), F(1), F(1, 4), F(1, 4))
     assert p_star(8, 1, prefill) == 6 > paper_count(1, prefill)
-    return configs, "P* exact (P* free, P*-1 queues), P* <= B; n=7: " + "; ".join(table)
+    return configs, "P* exact (P* free, P*-1 queues), P* <= B; at n=7: " + "; ".join(table)
 
 
 _T = st.fractions(min_value=F(1, 10), max_value=4, max_denominator=10)
