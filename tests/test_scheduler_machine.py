@@ -96,8 +96,8 @@ PARAMS = st.builds(
     mode=st.sampled_from(["greedy", "plain", "top_k", "temperature"]),
     point_mass=st.booleans(),
     seed=st.integers(0, 2**32),
-    k=st.integers(1, 4),
-    servers=st.integers(1, 3),
+    k=st.integers(1, 6),
+    servers=st.integers(1, 4),
     max_tokens=st.integers(1, 12),
     # The scheduler reads target latencies only to rank a prefill against other passes.
     ttft=st.sampled_from([F(1), F(3)]),
