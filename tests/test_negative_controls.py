@@ -19,6 +19,7 @@ target-impossible outcomes, which top-k makes available) catches each fault.
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 import pytest
 from lossless_cases import (
@@ -35,14 +36,15 @@ from dsi_ref.faults import Fault
 from dsi_ref.si import run_si
 from dsi_ref.virtual import run_dsi
 
+ExactLaw = dict[tuple[int, ...], Fraction]
 SCHEDULER_FAULTS = {Fault.UNVERIFIED_PREFIX, Fault.COMMIT_CANCELLED}
 
 
-def _exact_laws(alg: str, fault: Fault) -> tuple[dict[object, object], dict[object, object]]:
+def _exact_laws(alg: str, fault: Fault) -> tuple[ExactLaw, ExactLaw]:
     inst = Instance(alg, "mix-o1", 2, "T1", 3, 2, 2, "fast")
     target, drafter = inst.models()
     cfg = replace(inst.config(), faults=frozenset({fault}))
-    return dict(exact_output_law(alg, target, drafter, cfg)), dict(exact_target_law(target, cfg))
+    return exact_output_law(alg, target, drafter, cfg), exact_target_law(target, cfg)
 
 
 EXACT_CASES = [
@@ -58,7 +60,7 @@ def test_exact_test_detects_fault(alg: str, fault: Fault) -> None:
     assert got != want
 
 
-@pytest.mark.parametrize("fault", sorted(SCHEDULER_FAULTS, key=lambda f: f.value))
+@pytest.mark.parametrize("fault", [Fault.UNVERIFIED_PREFIX, Fault.COMMIT_CANCELLED])
 def test_scheduler_faults_do_not_touch_si(fault: Fault) -> None:
     got, want = _exact_laws("si", fault)
     assert got == want
