@@ -24,7 +24,8 @@ def num_out(x: Num) -> str | float:
 
 
 def dist_out(p: Sequence[Num]) -> list[str | float]:
-    return [num_out(x) for x in p]
+    # `type(x) is float` first: isinstance(x, Fraction) is an ABC check, slow for floats.
+    return [x if type(x) is float else num_out(x) for x in p]
 
 
 class TraceRecorder:
@@ -33,6 +34,8 @@ class TraceRecorder:
     def __init__(self, enabled: bool, algorithm: str, cfg: RunConfig, vocab_size: int) -> None:
         self.enabled = enabled
         self.events: list[dict[str, Any]] = []
+        self._time: Fraction | None = None  # the last time written, and its string:
+        self._time_str = ""  # runs write many events at one time
         s = cfg.sampling
         self.header: dict[str, Any] = {
             "format": FORMAT,
@@ -57,9 +60,14 @@ class TraceRecorder:
             },
         }
 
+    def _t(self, t: Fraction) -> str:
+        if t is not self._time:  # identity: equal values of other types print differently
+            self._time, self._time_str = t, str(t)
+        return self._time_str
+
     def event(self, t: Fraction, ev: str, **fields: Any) -> None:
         if self.enabled:
-            self.events.append({"t": str(t), "ev": ev, **fields})
+            self.events.append({"t": self._t(t), "ev": ev, **fields})
 
     def commit(
         self,
@@ -78,7 +86,7 @@ class TraceRecorder:
         if self.enabled:
             self.events.append(
                 {
-                    "t": str(t),
+                    "t": self._t(t),
                     "ev": "commit",
                     "pos": pos,
                     "token": token,
