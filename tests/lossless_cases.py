@@ -163,13 +163,15 @@ class Instance:
     servers: int = 2
     latency: str = "fast"
     point_mass: bool = False
+    prompt: tuple[int, ...] = ()
 
     @property
     def id(self) -> str:
         pm = "-pm" if self.point_mass else ""
+        pr = "-prompt" + "".join(map(str, self.prompt)) if self.prompt else ""
         return (
             f"{self.algorithm}-{self.pair}-V{self.vocab}-{self.sampling}-n{self.n}"
-            f"-k{self.k}-P{self.servers}-{self.latency}{pm}"
+            f"-k{self.k}-P{self.servers}-{self.latency}{pm}{pr}"
         )
 
     def config(self) -> RunConfig:
@@ -182,6 +184,7 @@ class Instance:
             target_latency=tl,
             drafter_latency=dl,
             point_mass_proposal=self.point_mass,
+            prompt=self.prompt,
         )
 
     def models(self) -> tuple[LanguageModel, LanguageModel]:

@@ -32,6 +32,8 @@ Instances covered (V = vocabulary, n = new tokens, k = lookahead, P = servers):
      at V=3 without point mass, else 1..3) x k 1..4 x P 1..4 x 3 latencies, plus the corners
      V=4, n=4, k=2, P=2 (SI and DSI, mix-o1, T1) and V=3, n=4, k=4, P=4 (DSI, zeros,
      T1, prefill). The parametrize ids list each one.
+  6. Prompts, V=2: {non-SI, SI, DSI} x pairs {mix-o1, mix-o2, zeros} x {T1, greedy} x
+     prompt {(1,), (0, 1)}, n=3, k=2, P=2, prefill latencies (36 instances).
 """
 
 from __future__ import annotations
@@ -102,6 +104,15 @@ LARGE = [
 ]
 
 
+PROMPT_GRID = [
+    Instance(alg, pair, 2, s, 3, 2, 2, "prefill", prompt=prompt)
+    for alg in ("nonsi", "si", "dsi")
+    for pair in ("mix-o1", "mix-o2", "zeros")
+    for s in ("T1", "greedy")
+    for prompt in ((1,), (0, 1))
+]
+
+
 def _params(insts: list[Instance]) -> list[object]:
     return [pytest.param(i, id=i.id) for i in insts]
 
@@ -131,6 +142,11 @@ def test_larger_vocabularies(inst: Instance) -> None:
     check_exact(inst)
 
 
+@pytest.mark.parametrize("inst", _params(PROMPT_GRID))
+def test_prompts(inst: Instance) -> None:
+    check_exact(inst)
+
+
 def test_grid_sizes_match_the_docstring() -> None:
     assert (len(SCHEDULE_GRID), len(MODEL_GRID), len(SI_GRID), len(NONSI_GRID)) == (
         1920,
@@ -138,7 +154,7 @@ def test_grid_sizes_match_the_docstring() -> None:
         560,
         420,
     )
-    assert len(LARGE) == 39
+    assert (len(LARGE), len(PROMPT_GRID)) == (39, 36)
 
 
 def test_the_zero_pairs_have_the_zeros_they_claim() -> None:
