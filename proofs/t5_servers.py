@@ -27,10 +27,16 @@ Theorem.
 (d) Below P*: tasks wait, nothing else changes in kind. T1 and T6 hold for every
     P >= 1 (their proofs do not use P), so the output law and even the tokens
     are unchanged; T2 holds for every P >= 1, so DSI is still never slower than
-    non-SI; what is lost is speedup over that bound (later commits).
-(e) Checked on instances only (not proved): the all-accept pattern of a run of
-    n = k (ceil(T/(kD)) + 2) + 2 tokens has L >= ceil(T / (k D)), so the paper's
-    count is a lower bound for long runs on every instance of the grid below.
+    non-SI. Only timing can suffer, and not always: a waiting task may be one
+    whose p arrives in time from another task.
+(e) Checked on instances only (not proved):
+    (e1) the all-accept pattern of a run of n = k (ceil(T/(kD)) + 2) + 2 tokens has
+         L >= ceil(T / (k D)), so the paper's count is a lower bound for long runs;
+    (e2) commit times are pointwise non-increasing in P (one more server never
+         makes a commit later), on every pattern, for P = 1 .. P*;
+    (e3) P_full, the smallest P at which every commit time on every pattern equals
+         the unlimited-server one, is <= P* and can be smaller: T0 = T = D0 = D = 1,
+         k = 1, n = 6 has P_full = 1 < P* = 2 (a queue that costs nothing).
 
 Proof.
 (a) The scheduler consults the servers only through "is a server free" and
@@ -63,7 +69,8 @@ Checks (registered below), on the real code via dsi_ref.pattern.run_pattern:
   2^n patterns (peak of busy servers, read from the real scheduler through a
   monitoring subclass); then with P = P* every pattern has tasks_queued == 0, with
   P = P* - 1 (when >= 1) some pattern has tasks_queued > 0, and P* <= B; the
-  instances of (c) and, per setting, (e) are asserted.
+  instances of (c) and, per setting, (e1) are asserted. (e2) and (e3) on the same
+  grid at n = 6.
 - hypothesis: with P = B no task queues, for rational latencies (the drafter up to
   three times slower than the target: (b) does not need D <= T), k <= 5 and
   patterns of length up to 30.
@@ -185,6 +192,40 @@ def smallest_queue_free_p() -> tuple[int, str]:
     prefill = (F(3), F(1), F(1, 4), F(1, 4))
     assert p_star(8, 1, prefill) == 6 > paper_count(1, prefill)
     return configs, "P* exact (P* free, P*-1 queues), P* <= B; at n=7: " + "; ".join(table)
+
+
+@check(theorem="T5", method="exhaustive")
+def fewer_servers_never_help() -> tuple[int, str]:
+    """(e2) and (e3): commit times non-increasing in P; P_full <= P*, and < on one instance."""
+    n = 6
+    pats = list(itertools.product((False, True), repeat=n))
+    runs = 0
+    fulls = {}
+    for lat in LATENCIES:
+        for k in (1, 2, 3):
+            ps = max(peak_unlimited(a, k, lat) for a in pats)
+            unlimited = {
+                a: run_pattern("dsi", a, _cfg(n, k, n + 1, lat)).commit_times for a in pats
+            }
+            full = None
+            prev = {a: unlimited[a] for a in pats}  # P* behaves as unlimited (part (a))
+            for servers in range(ps, 0, -1):
+                now = {
+                    a: run_pattern("dsi", a, _cfg(n, k, servers, lat)).commit_times for a in pats
+                }
+                runs += len(pats)
+                for a in pats:
+                    later = all(x >= y for x, y in zip(now[a], prev[a], strict=True))
+                    assert later, f"{lat} k={k} {a}: P={servers} commits earlier than P+1"
+                if now == unlimited:
+                    full = servers
+                prev = now
+            assert full is not None and full <= ps
+            fulls[(lat, k)] = (full, ps)
+    one = (F(1), F(1), F(1), F(1))
+    assert fulls[(one, 1)] == (1, 2), fulls[(one, 1)]
+    strict = sum(f < p for f, p in fulls.values())
+    return runs, f"monotone in P on every pattern; P_full < P* on {strict} of {len(fulls)} settings"
 
 
 _T = st.fractions(min_value=F(1, 10), max_value=4, max_denominator=10)
