@@ -50,6 +50,8 @@ class Drafter:
         token = self.verifier.draft(position, q)
         if self.point_mass_proposal:
             return token, point_mass(len(q), token, is_exact(q))
+        if self._verify_view is self.model:
+            return token, q  # what a second look-up would return: the cached q itself
         return token, self._verify_view.dist(prefix)
 
 
