@@ -14,12 +14,15 @@ from dsi_ref.theory.event import (
     brute_force,
     brute_force_poly,
     dsi_poly,
+    dsi_segments,
+    dsi_value,
     evaluate,
     expected_latency,
     expected_poly,
     nonsi_latency,
     pattern_latencies,
     si_poly,
+    si_value,
     to_rate,
 )
 from dsi_ref.theory.montecarlo import monte_carlo
@@ -48,12 +51,19 @@ def test_fast_forms_equal_the_definition(s: int) -> None:
         for p in range(1, 5):
             for lat in LATENCIES:
                 cfg = _cfg(s, k, p, lat)
+                seg = dsi_segments(cfg)
                 for alg in ("nonsi", "si", "dsi"):
                     exact = expected_poly(alg, cfg)
                     oracle = brute_force_poly(alg, cfg)
                     assert exact == oracle, (alg, s, k, p, lat)
-                    for a in RATES:
-                        assert evaluate(exact, a) == evaluate(oracle, a)
+                    for a in RATES:  # and the numeric DPs behind expected_latency
+                        want = evaluate(oracle, a)
+                        if alg == "si":
+                            assert si_value(cfg, a) == want
+                        elif alg == "dsi":
+                            assert dsi_value(cfg, a, seg) == want
+                        else:
+                            assert expected_latency(alg, a, cfg) == want
 
 
 def test_facts_behind_the_dsi_dp() -> None:
@@ -103,8 +113,6 @@ def test_bad_input_names_the_value() -> None:
 def _wrong_dsi_restart(cfg: RunConfig) -> Fraction:
     """Planted bug: treat a restart at r as a fresh run of S-r tokens with the original
     latencies (so a restart pays TTFT again). Wrong exactly when some TTFT != TPOT."""
-    from dsi_ref.theory.event import dsi_segments
-
     s = cfg.max_tokens
     seg = [dsi_segments(RunConfig(s - r, cfg.k, cfg.servers, **_lat(cfg)))[0] for r in range(s)]
     rows = [tuple(seg[r]) for r in range(s)]

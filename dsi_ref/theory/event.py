@@ -225,6 +225,40 @@ def dsi_poly(cfg: RunConfig, segments: Sequence[Sequence[Fraction]] | None = Non
     return e[0]
 
 
+def si_value(cfg: RunConfig, a: Fraction) -> Fraction:
+    """E[T_SI] at one rate: the DP of `si_poly` on numbers, O(S k)."""
+    s, k = cfg.max_tokens, cfg.k
+    d, t = cfg.drafter_latency, cfg.target_latency
+    e = [Fraction(0)] * (s + 1)
+    for i in range(s - 1, -1, -1):
+        m = min(k, s - i - 1)
+        acc = sum((d.forward(i + j) for j in range(m)), Fraction(0)) + t.forward(i)
+        w = Fraction(1)  # a^j
+        for j in range(m):
+            acc += w * (1 - a) * e[i + j + 1]
+            w *= a
+        e[i] = acc + w * e[i + m + 1]
+    return e[0]
+
+
+def dsi_value(
+    cfg: RunConfig, a: Fraction, segments: Sequence[Sequence[Fraction]] | None = None
+) -> Fraction:
+    """E[T_DSI] at one rate: the renewal DP of `dsi_poly` on numbers, O(S^2) after the S
+    runs (the polynomial form costs far more at large S)."""
+    s = cfg.max_tokens
+    seg = dsi_segments(cfg) if segments is None else segments
+    e = [Fraction(0)] * (s + 1)
+    for r in range(s - 1, -1, -1):
+        acc = Fraction(0)
+        w = Fraction(1)  # a^(j-r)
+        for j in range(r, s):
+            acc += w * (1 - a) * (seg[r][j - r] + e[j + 1])
+            w *= a
+        e[r] = acc + w * seg[r][s - 1 - r]
+    return e[0]
+
+
 def expected_poly(algorithm: str, cfg: RunConfig) -> Poly:
     _check_algorithm(algorithm)
     if algorithm == "nonsi":
@@ -237,4 +271,9 @@ def expected_poly(algorithm: str, cfg: RunConfig) -> Poly:
 def expected_latency(algorithm: str, a: object, cfg: RunConfig) -> Fraction:
     """Exact E[T] of `algorithm` ('nonsi', 'si', 'dsi') at acceptance rate a."""
     rate = to_rate(a)
-    return evaluate(expected_poly(algorithm, cfg), rate)
+    _check_algorithm(algorithm)
+    if algorithm == "nonsi":
+        return nonsi_latency(cfg)
+    if algorithm == "si":
+        return si_value(cfg, rate)
+    return dsi_value(cfg, rate)
