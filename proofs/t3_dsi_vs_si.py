@@ -10,7 +10,7 @@ positions; both equal the 2^S-pattern definition, tests/test_theory_event.py). T
 coupling for pathwise claims is the pattern: SI and DSI see the same acceptance bit at
 each position (SI ignores the bits of its bonus positions).
 
-The paper's claim, "DSI is faster than SI in expectation, strictly when a > 0", needs two
+The paper's claim, "DSI is faster than SI in expectation, strictly when a > 0", needs three
 conditions with this scheduler. Counterexamples (exact):
 (C1) P = 1 (one server shared by the target-only chain and the verification tasks):
      t = t0 = 1, d = d0 = 1/10, S = 2, k = 1: E[T_DSI] = 2 for every a and
@@ -22,13 +22,21 @@ conditions with this scheduler. Counterexamples (exact):
      only against a draft, even the only one (S = 1), so T_DSI = max(d0, t0) > t0 = T_SI.
 (C3) Strictness at a = 1 fails: with S <= k + 1 both take (S-1) d + t (d0 = d), and with
      c = 1 both take S t.
+(C4) A target prefill faster than its per-token pass (t0 < t): SI's first pass scores
+     positions 0..k at the cheap TTFT and takes a bonus token, while DSI still waits for
+     drafts made at TPOT. S = 2, k = 1, P = 2, t0 = 1/4, t = 1, d0 = 1/12, d = 1/3:
+     on patterns with the first draft accepted T_DSI = 5/12 > T_SI = 1/3, and
+     E[T_DSI] = 5/4 - 5a/6 > E[T_SI] = 4/3 - a for a > 1/2. It is not only the last
+     draft being slower than the prefill (d > t0): S = 5, k = 4, t0 = 1/4, d0 = 1/40,
+     d = 1/10, pattern accept, reject, reject, reject, reject gives 17/4 > 31/8.
 History: with the scheduler's earlier rule 2 (the last block submitted only after the
 draft at n - 1) these checks found DSI slower than SI by up to d at finite S for every P >= 2
 (S = 2, k = 2, P = 2: E[T_DSI] = 2 - 4a/5 > E[T_SI] = 21/10 - a for a > 1/2); since commit
 016e60c the rule cuts the last block at n - 2, so the last draft is made while its pass runs.
 
 Statement (machine-checked on the grid below; a general proof is open):
-(T3) If P >= 2 and the drafter is no slower than the target (d0 <= t0, d <= t), then
+(T3) If P >= 2, the drafter is no slower than the target (d0 <= t0, d <= t) and the
+     target's prefill is no faster than its per-token pass (t0 >= t), then
   (i)  pathwise, on the pattern coupling: T_DSI(x) <= T_SI(x) for every pattern x --
        checked on every pattern for S <= 6, k = 1..4, P in {2, 3} (P = 2 only at S = 6),
        c in {1/10, 1/4, 1/2, 3/4, 1}, (t0, d0) in {(t, d), (2t, d), (t, 2d), (2t, 3d)}
@@ -130,6 +138,13 @@ def counterexamples_exact() -> tuple[int, str]:
     for p in (2, 3):
         assert expected_latency("dsi", F(1, 2), _cfg(1, 1, p, d, 1, F(3, 2))) == F(3, 2)
         assert expected_latency("si", F(1, 2), _cfg(1, 1, p, d, 1, F(3, 2))) == 1
+    # (C4) t0 < t
+    c4 = _cfg(2, 1, 2, F(1, 3), F(1, 4), F(1, 12))
+    assert dsi_poly(c4) == (F(5, 4), F(-5, 6)) and si_poly(c4) == (F(4, 3), F(-1)), "C4"
+    c4b = _cfg(5, 4, 2, F(1, 10), F(1, 4), F(1, 40))
+    x = (True, False, False, False, False)
+    assert run_pattern("dsi", x, c4b).latency == F(17, 4)
+    assert run_pattern("si", x, c4b).latency == F(31, 8)
     # (C3) ties at a = 1
     for k in (1, 2, 4):
         for s in range(2, k + 2):
@@ -139,7 +154,7 @@ def counterexamples_exact() -> tuple[int, str]:
         for s in (3, 7):
             cfg = _cfg(s, k, 2, F(1))
             assert evaluate(dsi_poly(cfg), 1) == evaluate(si_poly(cfg), 1) == s, (k, s)
-    return 18, "C1 (P=1, growing gap), C2 (d0 > t0), C3 (ties at a=1)"
+    return 21, "C1 (P=1, growing gap), C2 (d0 > t0), C4 (t0 < t), C3 (ties at a=1)"
 
 
 SETTINGS = ((1, 1), (2, 1), (1, 2), (2, 3))  # (t0 / t, d0 / d)
@@ -199,7 +214,7 @@ def dsi_no_slower_pathwise_long_runs() -> tuple[int, str]:
     for _ in range(400):
         s, k, p = rng.randint(9, 40), rng.randint(1, 6), rng.randint(2, 5)
         c = F(rng.randint(1, 10), 10)
-        t0 = F(rng.choice((1, 2, 3)))
+        t0 = F(rng.choice((1, F(3, 2), 2, 3)))
         d0 = min(t0, c * rng.choice((1, 2, 5)))
         a = rng.random()
         x = tuple(rng.random() < a for _ in range(s))
