@@ -114,7 +114,7 @@ def finite_s_exact() -> tuple[int, str]:
     n = 0
     for s in (1, 2, 3, 5, 9):
         for c in DRAFTER:
-            for t0 in (F(1), F(3)):
+            for t0 in (F(1, 4), F(1), F(3)):
                 for extra in (F(0), F(1, 5)):  # d0 = c + extra
                     e = {k: si_poly(_cfg(s, k, t0, c, c + extra)) for k in (1, 2, 3, 5)}
                     ns = nonsi_latency(_cfg(s, 1, t0, c, c))
@@ -128,7 +128,7 @@ def finite_s_exact() -> tuple[int, str]:
                         elif extra == 0:
                             assert vals[1] <= ns, ("F2", s, c, t0, a)
                             assert c == a or vals[1] < ns, ("F2 strict", s, c, t0, a)
-    return n, "(F1), (F2) on S in {1,2,3,5,9}, 6 c, 13 a, k in {1,2,3,5}, 2 t0, 2 d0"
+    return n, "(F1), (F2) on S in {1,2,3,5,9}, 6 c, 13 a, k in {1,2,3,5}, 3 t0, 2 d0"
 
 
 @check(theorem="T4", method="exact-dp")
