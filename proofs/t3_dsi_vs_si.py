@@ -49,8 +49,10 @@ Statement (machine-checked on the grid below; a general proof is open):
        and at S in {3, 8} for the three other (t0, d0) settings of (i).
   Beyond the exhaustive range, (i) is also tested on 400 random patterns (seeded) with
   S = 9..40, k = 1..6, P = 2..5 and random c, t0, d0 <= t0 (no proof, a falsification
-  attempt); a longer run of the same (exhaustive S = 7, 8 with k <= 5, P <= 4: 74,880
-  patterns; 20,000 random patterns) found no violation either.
+  attempt); longer runs outside CI found no violation either: exhaustive S = 7, 8
+  (k <= 5, P <= 4, 5 c, 3 (t0, d0): 74,880 patterns), S = 9, 10 (k in {1,2,3,5}, P = 2,
+  c in {1/10, 1/3, 1}, t0 in {t, 2t}: 36,864), S = 11, 12 (k in {1,2,4,6}, P = 2,
+  c in {1/10, 1/2, 1}, t0 in {t, 2t}: 147,456), and 20,000 random patterns up to S = 40.
 The paper's "strictly when a > 0" becomes "strictly when a < 1": at a = 0 SI pays k
 wasted drafts per token while DSI's target-only chain runs at non-SI's pace; at a = 1
 the two can tie (C3).
