@@ -34,8 +34,9 @@ class TraceRecorder:
     def __init__(self, enabled: bool, algorithm: str, cfg: RunConfig, vocab_size: int) -> None:
         self.enabled = enabled
         self.events: list[dict[str, Any]] = []
-        self._time: Fraction | None = None  # the last time written, and its string:
-        self._time_str = ""  # runs write many events at one time
+        # The last time written and its string (runs write many events at one time);
+        # one attribute, swapped whole, so threads sharing a recorder never mix them.
+        self._last_time: tuple[Fraction | None, str] = (None, "")
         s = cfg.sampling
         self.header: dict[str, Any] = {
             "format": FORMAT,
@@ -61,9 +62,11 @@ class TraceRecorder:
         }
 
     def _t(self, t: Fraction) -> str:
-        if t is not self._time:  # identity: equal values of other types print differently
-            self._time, self._time_str = t, str(t)
-        return self._time_str
+        last, text = self._last_time
+        if t is not last:  # identity: equal values of other types print differently
+            text = str(t)
+            self._last_time = (t, text)
+        return text
 
     def event(self, t: Fraction, ev: str, **fields: Any) -> None:
         if self.enabled:
