@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dsi_ref.config import RunConfig
 from dsi_ref.models import LanguageModel
-from dsi_ref.randomness import Chooser, SeededChooser
-from dsi_ref.verify import Verifier
-from dsi_ref.workers import make_workers
+from dsi_ref.randomness import Chooser
+from dsi_ref.workers import workers_for
 
 
 def reference_tokens(
@@ -21,10 +20,7 @@ def reference_tokens(
     cfg: RunConfig,
     chooser: Chooser | None = None,
 ) -> tuple[int, ...]:
-    verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
-    scorer, draft_worker = make_workers(
-        target, drafter, cfg.sampling, verifier, cfg.prompt, cfg.point_mass_proposal, cfg.faults
-    )
+    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser)
     tokens: list[int] = []
     for i in range(cfg.max_tokens):
         draft, q = draft_worker.draft(tokens, i)

@@ -13,11 +13,10 @@ from dsi_ref.config import RunConfig
 from dsi_ref.faults import Fault
 from dsi_ref.models import LanguageModel
 from dsi_ref.prob import Dist
-from dsi_ref.randomness import Chooser, SeededChooser
+from dsi_ref.randomness import Chooser
 from dsi_ref.result import Counters, RunResult
 from dsi_ref.trace import TraceRecorder
-from dsi_ref.verify import Verifier
-from dsi_ref.workers import make_workers
+from dsi_ref.workers import workers_for
 
 
 def run_si(
@@ -28,10 +27,7 @@ def run_si(
     record: bool = False,
     chooser: Chooser | None = None,
 ) -> RunResult:
-    verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
-    scorer, draft_worker = make_workers(
-        target, drafter, cfg.sampling, verifier, cfg.prompt, cfg.point_mass_proposal, cfg.faults
-    )
+    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser)
     rec = TraceRecorder(record, "si", cfg, target.vocab_size)
     n, k = cfg.max_tokens, cfg.k
     t = Fraction(0)

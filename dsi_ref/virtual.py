@@ -21,7 +21,7 @@ from fractions import Fraction
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel
-from dsi_ref.randomness import Chooser, SeededChooser
+from dsi_ref.randomness import Chooser
 from dsi_ref.result import RunResult
 from dsi_ref.scheduler import (
     CancelDraft,
@@ -35,8 +35,7 @@ from dsi_ref.scheduler import (
     StartTask,
 )
 from dsi_ref.trace import TraceRecorder
-from dsi_ref.verify import Verifier
-from dsi_ref.workers import make_workers
+from dsi_ref.workers import workers_for
 
 _DRAFT, _TASK = 0, 1
 
@@ -49,10 +48,7 @@ def run_dsi(
     record: bool = False,
     chooser: Chooser | None = None,
 ) -> RunResult:
-    verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
-    scorer, draft_worker = make_workers(
-        target, drafter, cfg.sampling, verifier, cfg.prompt, cfg.point_mass_proposal, cfg.faults
-    )
+    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser)
     sched = DSIScheduler(
         cfg.max_tokens,
         cfg.k,

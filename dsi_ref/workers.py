@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
+from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig
 from dsi_ref.faults import NO_FAULTS, Fault
 from dsi_ref.models import LanguageModel, check_pair
 from dsi_ref.prob import Dist, is_exact
+from dsi_ref.randomness import Chooser, SeededChooser
 from dsi_ref.sampling import SamplingConfig, WarpedModel
 from dsi_ref.verify import Verifier, point_mass
 
@@ -93,3 +95,17 @@ def make_workers(
         TargetScorer(target, sampling, prompt),
         Drafter(drafter, sampling, verifier, prompt, point_mass_proposal, faults),
     )
+
+
+def workers_for(
+    target: LanguageModel,
+    drafter: LanguageModel,
+    cfg: RunConfig,
+    chooser: Chooser | None = None,
+) -> tuple[Verifier, TargetScorer, Drafter]:
+    """The verifier and workers of one run: keyed by cfg.seed unless a chooser is given."""
+    verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
+    scorer, draft_worker = make_workers(
+        target, drafter, cfg.sampling, verifier, cfg.prompt, cfg.point_mass_proposal, cfg.faults
+    )
+    return verifier, scorer, draft_worker
