@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from dsi_ref.config import RunConfig
 from dsi_ref.faults import NO_FAULTS, Fault
 from dsi_ref.prob import Dist
 from dsi_ref.result import Counters
@@ -163,6 +164,12 @@ class DSIScheduler:
         self._waited: set[int] = set()
 
     # ----- public interface -------------------------------------------------
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig, verifier: Verifier) -> DSIScheduler:
+        """The scheduler of a run: its size, lookahead, servers, pass costs and faults."""
+        lat = cfg.target_latency
+        return cls(cfg.max_tokens, cfg.k, cfg.servers, verifier, lat.ttft, lat.tpot, cfg.faults)
 
     @property
     def committed(self) -> tuple[int, ...]:

@@ -49,15 +49,7 @@ def run_dsi(
     chooser: Chooser | None = None,
 ) -> RunResult:
     verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser)
-    sched = DSIScheduler(
-        cfg.max_tokens,
-        cfg.k,
-        cfg.servers,
-        verifier,
-        cfg.target_latency.ttft,
-        cfg.target_latency.tpot,
-        cfg.faults,
-    )
+    sched = DSIScheduler.from_config(cfg, verifier)
     rec = TraceRecorder(record, "dsi", cfg, target.vocab_size)
     tracing = rec.enabled  # skip building events nobody records
     denom = math.lcm(*(_denominators(cfg.target_latency) + _denominators(cfg.drafter_latency)))

@@ -80,9 +80,8 @@ from dsi_ref.scheduler import (
     StartTask,
 )
 from dsi_ref.sequential import reference_tokens
-from dsi_ref.verify import Verifier
 from dsi_ref.virtual import run_dsi
-from dsi_ref.workers import make_workers
+from dsi_ref.workers import workers_for
 from proofs.registry import check
 
 LATENCIES = (
@@ -112,19 +111,8 @@ def run_dsi_in_order(
     """DSIScheduler driven with no clock: a seeded RNG picks which started draft or
     task completes next; cancelled work still completes and its (stale) result is
     delivered, which the scheduler must ignore."""
-    verifier = Verifier(chooser, cfg.sampling.greedy, cfg.faults)
-    scorer, drafter_w = make_workers(
-        target, drafter, cfg.sampling, verifier, cfg.prompt, cfg.point_mass_proposal, cfg.faults
-    )
-    sched = DSIScheduler(
-        cfg.max_tokens,
-        cfg.k,
-        cfg.servers,
-        verifier,
-        cfg.target_latency.ttft,
-        cfg.target_latency.tpot,
-        cfg.faults,
-    )
+    verifier, scorer, drafter_w = workers_for(target, drafter, cfg, chooser)
+    sched = DSIScheduler.from_config(cfg, verifier)
     rng = random.Random(order)
     pending: list[StartDraft | StartTask] = []
     out: tuple[int, ...] | None = None
