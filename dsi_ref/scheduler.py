@@ -40,12 +40,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, Generic, TypeVar
 
 from dsi_ref.config import RunConfig
 from dsi_ref.faults import NO_FAULTS, Fault
-from dsi_ref.prob import Dist
 from dsi_ref.result import Counters
-from dsi_ref.verify import Verifier
+from dsi_ref.verify import VerifyRule
+
+# A distribution in whatever form the injected rule reads (a tuple in dsi_ref, a
+# device tensor in gpu_runner): the scheduler only stores and passes it on.
+D = TypeVar("D")
 
 
 @dataclass(frozen=True)
@@ -87,14 +91,14 @@ class CancelTask:
 
 
 @dataclass(frozen=True)
-class Commit:
+class Commit(Generic[D]):
     position: int
     token: int
     draft: int
     accepted: bool
     task_id: int  # the task whose p verified this position
-    p: Dist
-    q: Dist
+    p: D
+    q: D
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,7 @@ class Finished:
     tokens: tuple[int, ...]
 
 
-Command = StartDraft | CancelDraft | StartTask | QueueTask | CancelTask | Commit | Finished
+Command = StartDraft | CancelDraft | StartTask | QueueTask | CancelTask | Commit[Any] | Finished
 
 
 @dataclass
@@ -116,11 +120,11 @@ class _Task:
 
 
 @dataclass
-class _State:
+class _State(Generic[D]):
     committed: list[int] = field(default_factory=list)
-    drafts: list[tuple[int, Dist]] = field(default_factory=list)  # chain beyond committed
+    drafts: list[tuple[int, D]] = field(default_factory=list)  # chain beyond committed
     chain: list[int] = field(default_factory=list)  # committed + draft tokens, kept in step
-    p_avail: dict[int, tuple[Dist, int]] = field(default_factory=dict)  # pos -> (p, task)
+    p_avail: dict[int, tuple[D, int]] = field(default_factory=dict)  # pos -> (p, task)
     draft_inflight: tuple[int, int] | None = None  # (draft_id, position)
     block_start: int = 0
     tasks: dict[int, _Task] = field(default_factory=dict)  # live: running or queued
@@ -128,8 +132,11 @@ class _State:
     finished: bool = False
 
 
-class DSIScheduler:
+class DSIScheduler(Generic[D]):
     """The DSI state machine for `max_tokens` tokens, lookahead k and P target servers.
+
+    Distributions (type D) are opaque: p and q go to the injected `verifier`
+    unread, so the same machine runs tuples (dsi_ref) and device tensors (gpu_runner).
 
     `target_ttft` and `target_tpot` are used only to compare latency classes in
     rule 3; the scheduler never reads a clock.
@@ -140,7 +147,7 @@ class DSIScheduler:
         max_tokens: int,
         k: int,
         servers: int,
-        verifier: Verifier,
+        verifier: VerifyRule[D],
         target_ttft: Fraction,
         target_tpot: Fraction,
         faults: frozenset[Fault] = NO_FAULTS,
@@ -158,7 +165,7 @@ class DSIScheduler:
         self._bonus_off_by_one = Fault.BONUS_OFF_BY_ONE in faults
         self._keep_cancelled_p = Fault.COMMIT_CANCELLED in faults
         self._keep_unverified = Fault.UNVERIFIED_PREFIX in faults
-        self.s = _State()
+        self.s: _State[D] = _State()
         self.queue: list[int] = []
         self.counters = Counters()
         self._waited: set[int] = set()
@@ -166,7 +173,7 @@ class DSIScheduler:
     # ----- public interface -------------------------------------------------
 
     @classmethod
-    def from_config(cls, cfg: RunConfig, verifier: Verifier) -> DSIScheduler:
+    def from_config(cls, cfg: RunConfig, verifier: VerifyRule[D]) -> DSIScheduler[D]:
         """The scheduler of a run: its size, lookahead, servers, pass costs and faults."""
         lat = cfg.target_latency
         return cls(cfg.max_tokens, cfg.k, cfg.servers, verifier, lat.ttft, lat.tpot, cfg.faults)
@@ -192,7 +199,7 @@ class DSIScheduler:
         self._progress(out)
         return out
 
-    def on_draft_done(self, draft_id: int, token: int, q: Dist) -> list[Command]:
+    def on_draft_done(self, draft_id: int, token: int, q: D) -> list[Command]:
         s = self.s
         if s.finished or s.draft_inflight is None or s.draft_inflight[0] != draft_id:
             return []  # stale: this draft was cancelled
@@ -212,7 +219,7 @@ class DSIScheduler:
         self._progress(out)
         return out
 
-    def on_task_done(self, task_id: int, dists: list[Dist]) -> list[Command]:
+    def on_task_done(self, task_id: int, dists: list[D]) -> list[Command]:
         s = self.s
         task = s.tasks.get(task_id)
         if s.finished or task is None or task.server is None:

@@ -10,11 +10,26 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import Protocol, TypeVar
 
 from dsi_ref.errors import InvalidDraft, VocabularyMismatch
 from dsi_ref.faults import NO_FAULTS, Fault
 from dsi_ref.prob import Dist, argmax, residual
 from dsi_ref.randomness import Chooser, Key, Purpose
+
+D_contra = TypeVar("D_contra", contravariant=True)
+
+
+class VerifyRule(Protocol[D_contra]):
+    """The per-position rule a scheduler applies; p and q are in the rule's own form.
+
+    Implementations: `Verifier` (tuples, exact or float) and gpu_runner's tensor
+    rule. Both must return the same (token, accepted) for the same p, q and draft.
+    """
+
+    def verify(self, position: int, p: D_contra, q: D_contra, draft: int) -> tuple[int, bool]:
+        """The committed token at `position` and whether it is the draft."""
+        ...
 
 
 def point_mass(vocab: int, token: int, exact: bool) -> Dist:

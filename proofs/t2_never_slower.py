@@ -107,6 +107,7 @@ import dsi_ref.virtual
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
+from dsi_ref.prob import Dist
 from dsi_ref.scheduler import Command, DSIScheduler
 from proofs.registry import check
 
@@ -127,7 +128,7 @@ class LemmaRViolation(AssertionError):
     pass
 
 
-class _MonitoredScheduler(DSIScheduler):
+class _MonitoredScheduler(DSIScheduler[Dist]):
     """The real scheduler, asserting Lemma R after every call's _progress."""
 
     calls = 0  # how many times the invariant was checked: proves the monitor is in place
@@ -148,7 +149,7 @@ class _MonitoredScheduler(DSIScheduler):
         raise LemmaRViolation(f"committed={c}: p not in hand and no cheap running task")
 
 
-def _cost(sched: DSIScheduler, first: int) -> Fraction:
+def _cost(sched: DSIScheduler[Dist], first: int) -> Fraction:
     """A pass's duration on the virtual clock (dsi_ref.latency.Latency.forward)."""
     return sched.ttft if first == 0 else sched.tpot
 

@@ -92,6 +92,7 @@ import dsi_ref.virtual
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
+from dsi_ref.prob import Dist
 from dsi_ref.scheduler import Command, DSIScheduler
 from proofs.registry import check
 
@@ -108,7 +109,7 @@ LATENCIES = (
 )
 
 
-class _PeakScheduler(DSIScheduler):
+class _PeakScheduler(DSIScheduler[Dist]):
     """The real scheduler, recording the peak number of busy servers."""
 
     peak = 0
