@@ -9,8 +9,10 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# torch first, pinned: an unpinned torch (or one pulled in by another package) is a multi-GB CUDA build.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test,gpu]'
 	touch $@
 
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
@@ -25,7 +27,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-test
-	$(BIN)/mypy --strict dsi_ref proofs
+	$(BIN)/mypy --strict dsi_ref proofs gpu_runner
 
 unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
