@@ -63,12 +63,14 @@ class RunnerConfig:
     def run_config(self, prompt: Sequence[int]) -> RunConfig:
         """The dsi_ref settings of this run (the trace header; the scheduler's costs)."""
         w = self.waits
+        # Timing mode's rule is speculative sampling on implied p, q (gpu_runner.trace_io).
+        sampling = self.sampling if self.acceptance is None else SamplingConfig()
         return RunConfig(
             max_tokens=self.max_new_tokens,
             k=self.k,
             servers=self.servers if self.algorithm == "dsi" else 1,
             seed=self.seed,
-            sampling=self.sampling,
+            sampling=sampling,
             target_latency=w.target if w else Latency.of(1, 1, "target"),
             drafter_latency=w.drafter if w else Latency.of("1/10", "1/10", "drafter"),
             prompt=tuple(prompt),
@@ -125,10 +127,10 @@ def run(
     vocab = vocab_size(target)
     rc = cfg.run_config(prompt)
     passes = PassMaker(cfg.sampling, make_rule(cfg, vocab), cfg.waits)
-    d_worker = ModelWorker(drafter, prompt, "drafter")
+    d_worker = ModelWorker(drafter, prompt, "drafter", vocab)
     if cfg.algorithm == "nonsi":
         return run_nonsi_real(
-            ModelWorker(target, prompt, "target0"),
+            ModelWorker(target, prompt, "target0", vocab),
             passes,
             rc,
             vocab,
@@ -138,7 +140,7 @@ def run(
     if cfg.algorithm == "si":
         return run_si_real(
             d_worker,
-            ModelWorker(target, prompt, "target0"),
+            ModelWorker(target, prompt, "target0", vocab),
             passes,
             rc,
             vocab,
@@ -148,5 +150,5 @@ def run(
     home = next(target.parameters()).device
     devices = list(server_devices) if server_devices else [home] * cfg.servers
     models = place_servers(target, devices)
-    workers = [ModelWorker(m, prompt, f"target{i}") for i, m in enumerate(models)]
+    workers = [ModelWorker(m, prompt, f"target{i}", vocab) for i, m in enumerate(models)]
     return run_dsi_real(d_worker, workers, passes, rc, vocab, record=record, progress=progress)

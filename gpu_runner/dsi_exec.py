@@ -59,6 +59,8 @@ def run_dsi_real(
         for i, w in enumerate(servers)
     ]
     task_server: dict[int, int] = {}
+    spans: dict[tuple[str, int], tuple[int, int]] = {}  # (worker kind, id) -> (first, positions)
+    log: list[tuple[str, int, int, float]] = []
     clock = Clock()
     times: list[float] = []
     accepted: list[bool] = []
@@ -74,11 +76,13 @@ def run_dsi_real(
                 pos, chain = cmd.position, cmd.tokens
                 cost = passes.cost(False, pos, 1)
                 d_thread.submit(Job(cmd.draft_id, partial(passes.draft, drafter, chain, pos), cost))
+                spans[("drafter", cmd.draft_id)] = (pos, 1)
                 rec.event(t, "draft_start", id=cmd.draft_id, pos=pos)
             elif isinstance(cmd, StartTask):
                 w = servers[cmd.server]
                 task_server[cmd.task_id] = cmd.server
                 cost = passes.cost(True, cmd.first, cmd.last - cmd.first + 1)
+                spans[("target", cmd.task_id)] = (cmd.first, cmd.last - cmd.first + 1)
                 run = partial(passes.score, w, cmd.tokens, cmd.first, cmd.last)
                 s_threads[cmd.server].submit(Job(cmd.task_id, run, cost))
                 rec.event(t, "task_start", id=cmd.task_id, server=cmd.server)
@@ -131,6 +135,9 @@ def run_dsi_real(
             if rep.skipped:
                 continue
             overruns += rep.overrun
+            kind = "drafter" if rep.worker == "drafter" else "target"
+            first, width = spans.pop((kind, rep.ident))
+            log.append((kind, first, width, (rep.ended - rep.started) / 1e9))
             t = clock.now()
             if rep.worker == "drafter":
                 if rep.ident in dead_drafts:
@@ -159,4 +166,6 @@ def run_dsi_real(
     wall = times[-1] if times else 0.0
     tokens = sched.committed
     trace = rec.finish(tokens, end_t)
-    return RealRun("dsi", tokens, wall, tuple(times), tuple(accepted), sched.counters, costs, trace)
+    return RealRun(
+        "dsi", tokens, wall, tuple(times), tuple(accepted), sched.counters, costs, trace, log
+    )

@@ -12,6 +12,7 @@ import inspect
 from typing import Any
 
 import torch
+import transformers
 from transformers import DynamicCache
 
 _KWARG_CACHE: dict[type, str] = {}
@@ -23,9 +24,19 @@ def cache_kwarg(model: torch.nn.Module) -> str:
     kw = _KWARG_CACHE.get(cls)
     if kw is None:
         params = inspect.signature(model.forward).parameters
-        kw = "cache" if "cache" in params else "past_key_values"
+        if "cache" in params:
+            kw = "cache"
+        elif "past_key_values" in params:
+            kw = "past_key_values"
+        else:  # a wrapper taking **kwargs: the keyword of this transformers release
+            kw = "cache" if _release() >= (5, 24) else "past_key_values"
         _KWARG_CACHE[cls] = kw
     return kw
+
+
+def _release() -> tuple[int, int]:
+    major, minor = transformers.__version__.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
 def new_cache(model: torch.nn.Module) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from gpu_runner.errors import InvalidModelOutput
 from gpu_runner.hf_compat import cache_bytes, cache_kwarg, crop, new_cache
 
 
@@ -32,11 +33,18 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class ModelWorker:
     """Scores spans of positions for one model instance on one device."""
 
-    def __init__(self, model: torch.nn.Module, prompt: Sequence[int], name: str) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        prompt: Sequence[int],
+        name: str,
+        vocab_size: int | None = None,
+    ) -> None:
         if len(prompt) == 0:
             raise ValueError("a worker needs a non-empty prompt (position 0 conditions on it)")
         self.model = model
         self.name = name
+        self.vocab_size = vocab_size
         self.prompt = list(prompt)
         self.device = next(model.parameters()).device
         self._kw = cache_kwarg(model)
@@ -77,8 +85,28 @@ class ModelWorker:
         size = cache_bytes(self.cache)
         if size > self.peak_cache_bytes:
             self.peak_cache_bytes = size
-        logits: torch.Tensor = out.logits[0, -m:, :]
-        return logits
+        return self._checked(out.logits, m, first, last)
+
+    def _checked(self, logits: object, m: int, first: int, last: int) -> torch.Tensor:
+        """The last m rows of what the model returned, refused unless finite and [1, >=m, V]."""
+        where = f"{self.name} at positions {first}..{last}"
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[0] != 1:
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
+            raise InvalidModelOutput(f"{where}: logits of shape {shape}, expected [1, n, vocab]")
+        if logits.shape[1] < m:
+            raise InvalidModelOutput(
+                f"{where}: the model returned {logits.shape[1]} rows of logits, {m} were scored"
+            )
+        rows = logits[0, -m:, :]
+        if self.vocab_size is not None and rows.shape[-1] != self.vocab_size:
+            raise InvalidModelOutput(
+                f"{where}: {rows.shape[-1]} logits per position, the vocabulary has "
+                f"{self.vocab_size}"
+            )
+        if not bool(torch.isfinite(rows).all()):  # one sync per pass; the pass ends here anyway
+            bad = rows[~torch.isfinite(rows)][0].item()
+            raise InvalidModelOutput(f"{where}: the model returned a non-finite logit ({bad})")
+        return rows
 
     def probs(self, chain: Sequence[int], first: int, last: int) -> torch.Tensor:
         """Next-token laws [m, V] in float64 (softmax taken in float64 so rows sum to 1)."""

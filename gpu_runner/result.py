@@ -38,6 +38,8 @@ class RealRun:
     counters: Counters
     costs: Costs
     trace: dict[str, Any] | None = field(default=None, repr=False)
+    # Every pass that ran (cancelled ones too): (model, first position, positions, seconds).
+    pass_log: list[tuple[str, int, int, float]] = field(default_factory=list, repr=False)
 
     def summary(self) -> dict[str, Any]:
         n = max(1, len(self.tokens))

@@ -32,8 +32,9 @@ class _Timer:
         self.device = device
         self.busy_ns = 0
         self.overruns = 0
+        self.log: list[tuple[str, int, int, float]] = []
 
-    def __call__(self, fn: Callable[[], R], cost: float | None) -> R:
+    def __call__(self, fn: Callable[[], R], cost: float | None, span: tuple[str, int, int]) -> R:
         start = time.perf_counter_ns()
         out = fn()
         if self.device.type == "cuda":
@@ -44,7 +45,9 @@ class _Timer:
                 time.sleep(left / 1e9)
             else:
                 self.overruns += 1
-        self.busy_ns += time.perf_counter_ns() - start
+        took = time.perf_counter_ns() - start
+        self.busy_ns += took
+        self.log.append((*span, took / 1e9))
         return out
 
 
@@ -76,7 +79,9 @@ def run_si_real(
         for j in range(m):
             rec.event(clock.now(), "draft_start", id=draft_id, pos=i + j)
             tok, q = timer(
-                partial(passes.draft, drafter, list(chain), i + j), passes.cost(False, i + j, 1)
+                partial(passes.draft, drafter, list(chain), i + j),
+                passes.cost(False, i + j, 1),
+                ("drafter", i + j, 1),
             )
             rec.event(clock.now(), "draft_done", id=draft_id, pos=i + j, token=tok)
             draft_id += 1
@@ -85,7 +90,11 @@ def run_si_real(
         t = clock.now()
         rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
         rec.event(t, "task_start", id=task_id, server=0)
-        ps = timer(partial(passes.score, target, chain, i, i + m), passes.cost(True, i, m + 1))
+        ps = timer(
+            partial(passes.score, target, chain, i, i + m),
+            passes.cost(True, i, m + 1),
+            ("target", i, m + 1),
+        )
         t = clock.now()
         rec.event(t, "task_done", id=task_id, server=0)
         for j in range(m):
@@ -158,7 +167,11 @@ def run_nonsi_real(
         t = clock.now()
         rec.event(t, "task_submit", id=i, kind="target", tokens=list(tokens), first=i, last=i)
         rec.event(t, "task_start", id=i, server=0)
-        (p,) = timer(partial(passes.score, target, list(tokens), i, i), passes.cost(True, i, 1))
+        (p,) = timer(
+            partial(passes.score, target, list(tokens), i, i),
+            passes.cost(True, i, 1),
+            ("target", i, 1),
+        )
         t = clock.now()
         rec.event(t, "task_done", id=i, server=0)
         token = rule.target_token(i, p)
@@ -182,5 +195,13 @@ def run_nonsi_real(
     counters = Counters(target_forwards=n)
     trace = rec.finish(tokens, end)
     return RealRun(
-        "nonsi", tuple(tokens), times[-1], tuple(times), (False,) * n, counters, costs, trace
+        "nonsi",
+        tuple(tokens),
+        times[-1],
+        tuple(times),
+        (False,) * n,
+        counters,
+        costs,
+        trace,
+        timer.log,
     )
