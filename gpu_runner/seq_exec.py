@@ -145,7 +145,9 @@ def run_si_real(
         overruns=timer.overruns,
     )
     trace = rec.finish(tokens, end)
-    return RealRun("si", tuple(tokens), times[-1], tuple(times), tuple(accepted), c, costs, trace)
+    return RealRun(
+        "si", tuple(tokens), times[-1], tuple(times), tuple(accepted), c, costs, trace, timer.log
+    )
 
 
 def run_nonsi_real(

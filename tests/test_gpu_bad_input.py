@@ -7,8 +7,7 @@ import math
 from typing import Any
 
 import pytest
-
-from tests.gpu_fixtures import llama, pair, torch
+from gpu_fixtures import llama, pair, torch
 
 from dsi_ref.errors import DSIError, InvalidConfig
 from gpu_runner.api import RunnerConfig, run
@@ -30,11 +29,19 @@ CASES: list[tuple[str, dict[str, Any], type[DSIError], str]] = [
     ("seed 2**70", {"seed": 2**70}, InvalidConfig, str(2**70)),
     ("acceptance > 1", {"acceptance": 1.5}, InvalidConfig, "1.5"),
     ("acceptance NaN", {"acceptance": math.nan}, InvalidConfig, "nan"),
-    ("replace w/o timing", {"inject_target": (1, 1), "inject_drafter": (1, 1),
-                            "replace_forward": True}, InvalidConfig, "timing mode"),
+    (
+        "replace w/o timing",
+        {"inject_target": (1, 1), "inject_drafter": (1, 1), "replace_forward": True},
+        InvalidConfig,
+        "timing mode",
+    ),
     ("one latency only", {"inject_target": (1, 1)}, InvalidConfig, "both"),
-    ("negative latency", {"inject_target": ("-1", 1), "inject_drafter": (1, 1)}, InvalidConfig,
-     "-1"),
+    (
+        "negative latency",
+        {"inject_target": ("-1", 1), "inject_drafter": (1, 1)},
+        InvalidConfig,
+        "-1",
+    ),
     ("temperature 0", {"do_sample": True, "temperature": 0}, InvalidConfig, "0"),
     ("top_p 2", {"do_sample": True, "top_p": 2}, InvalidConfig, "2"),
     ("dtype", {"dtype": "int8"}, InvalidConfig, "int8"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 
-from tests.gpu_fixtures import pair
+from gpu_fixtures import pair
 
 from dsi_ref.checker import check_trace
 from dsi_ref.latency import Latency

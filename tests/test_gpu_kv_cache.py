@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from tests.gpu_fixtures import VOCAB, pair, torch
+from gpu_fixtures import VOCAB, pair, torch
 
 from gpu_runner.api import place_servers
 from gpu_runner.kv_worker import ModelWorker
@@ -69,7 +69,7 @@ def test_servers_on_one_device_share_weights_and_keep_their_own_caches() -> None
     ws[0].logits([1, 2, 3], 0, 3)
     ws[1].logits([9], 0, 1)
     assert ws[0].cache is not ws[1].cache
-    assert ws[0].held == PROMPT + [1, 2, 3] and ws[1].held == PROMPT + [9] and ws[2].held == []
+    assert ws[0].held == [*PROMPT, 1, 2, 3] and ws[1].held == [*PROMPT, 9] and ws[2].held == []
     got = ws[0].logits([1, 2, 3, 4], 4, 4)  # its own cache still holds its own chain
     assert (got - full([1, 2, 3, 4], 4, 4)).abs().max().item() < 1e-10
     assert ws[0].tokens_fed == len(PROMPT) + 3 + 1

@@ -9,8 +9,7 @@ models (full recomputes, no cache), for every k, P and injected latency.
 from __future__ import annotations
 
 import pytest
-
-from tests.gpu_fixtures import VOCAB, pair, torch
+from gpu_fixtures import VOCAB, pair, torch
 
 from dsi_ref import RunConfig, run_dsi, run_si
 from dsi_ref.checker import check_trace
@@ -75,8 +74,13 @@ def test_sampled_tokens_equal_dsi_ref_on_the_same_models(sampling: SamplingConfi
         ("dsi", 2, 3, waits),
     ):
         cfg = RunnerConfig(
-            algorithm=alg, max_new_tokens=N, k=k, servers=servers, seed=11,
-            sampling=sampling, waits=w,
+            algorithm=alg,
+            max_new_tokens=N,
+            k=k,
+            servers=servers,
+            seed=11,
+            sampling=sampling,
+            waits=w,
         )
         got = run(TARGET, DRAFTER, prompt, cfg).tokens
         assert got == want[alg], f"{alg} k={k} P={servers} waits={w}: {got} != {want[alg]}"
@@ -101,8 +105,14 @@ def test_every_mode_writes_a_trace_the_checker_accepts(alg: str, mode: str) -> N
     if mode in ("timing", "replaced"):
         acceptance = 0.6
     cfg = RunnerConfig(
-        algorithm=alg, max_new_tokens=12, k=3, servers=3, seed=2,
-        sampling=SamplingConfig(temperature=0.9), waits=waits, acceptance=acceptance,
+        algorithm=alg,
+        max_new_tokens=12,
+        k=3,
+        servers=3,
+        seed=2,
+        sampling=SamplingConfig(temperature=0.9),
+        waits=waits,
+        acceptance=acceptance,
     )
     result = run(TARGET, DRAFTER, [4, 5], cfg, record=True)
     assert result.trace is not None
