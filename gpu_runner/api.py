@@ -122,11 +122,16 @@ def run(
     server_devices: Sequence[torch.device] | None = None,
     record: bool = False,
     progress: Callable[[int], Any] | None = None,
+    passes: PassMaker | None = None,
 ) -> RealRun:
-    """One run on already loaded, already checked models (see `generate` for the checks)."""
+    """One run on already loaded, already checked models (see `generate` for the checks).
+
+    `passes` replaces what each pass computes (tests inject faulty ones here).
+    """
     vocab = vocab_size(target)
     rc = cfg.run_config(prompt)
-    passes = PassMaker(cfg.sampling, make_rule(cfg, vocab), cfg.waits)
+    if passes is None:
+        passes = PassMaker(cfg.sampling, make_rule(cfg, vocab), cfg.waits)
     d_worker = ModelWorker(drafter, prompt, "drafter", vocab)
     if cfg.algorithm == "nonsi":
         return run_nonsi_real(
