@@ -121,8 +121,10 @@ def load_model(
             trust_remote_code=False,
             use_safetensors=True,
         )
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as e:
-        raise ModelLoadError(f"cannot load model from {str(path)!r}: {e}") from None
+    except Exception as e:  # any failure inside transformers: name the path and the cause
+        raise ModelLoadError(
+            f"cannot load model from {str(path)!r}: {type(e).__name__}: {e}"
+        ) from None
     if not isinstance(model, PreTrainedModel):
         raise ModelLoadError(f"{str(path)!r} did not load as a PreTrainedModel: {type(model)}")
     return placed(model, dtype=dtype, device=dev)

@@ -195,7 +195,7 @@ def pair_entry(
         "drafter_ttft_ms": {"value": drafter.ttft_ms, "provenance": dp},
         "drafter_tpot_ms": {"value": drafter.tpot_ms, "provenance": dp},
         "acceptance_rate": acc,
-        "profile": {"target": asdict(target), "drafter": asdict(drafter)},
+        "profile": {"target": _as_json(target), "drafter": _as_json(drafter)},
     }
 
 
@@ -307,6 +307,10 @@ def profile_main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _as_json(prof: ModelProfile) -> dict[str, Any]:
+    return {**asdict(prof), "per_position_ms": list(prof.per_position_ms)}
 
 
 def _tuple_pos(d: dict[str, Any]) -> dict[str, Any]:
