@@ -51,12 +51,24 @@ def crop(cache: DynamicCache, r: int) -> None:
 
 
 def cached_forward(
-    model: torch.nn.Module, input_ids: torch.Tensor, cache: DynamicCache
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    cache: DynamicCache,
+    last: int | None = None,
 ) -> torch.Tensor:
-    """Logits of `input_ids` (batch, m) after the cached prefix; extends `cache` by m tokens."""
+    """Logits of `input_ids` (batch, m) after the cached prefix; extends `cache` by m tokens.
+
+    `last`: return only the logits of the last `last` positions (a prefill needs 1), computed
+    only there when the forward takes `logits_to_keep`; None returns all m positions.
+    """
     start = cache.get_seq_length()
     positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
     kwargs: dict[str, Any] = {cache_kwarg(model): cache}
+    if last is not None:
+        if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+            raise InvalidConfig(f"last must be an int >= 1 or None, got {last!r}")
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            kwargs["logits_to_keep"] = last
     out = model(
         input_ids=input_ids,
         position_ids=positions[None, :].expand(input_ids.shape[0], -1),
@@ -64,4 +76,4 @@ def cached_forward(
         **kwargs,
     )
     logits: torch.Tensor = out.logits
-    return logits
+    return logits if last is None else logits[:, -last:]

@@ -1,6 +1,6 @@
 """Profile a causal LM on the device it sits on: TTFT, TPOT and the cost of scoring m positions.
 
-- TTFT: a prefill of `prompt_len` tokens into an empty KV cache.
+- TTFT: a prefill of `prompt_len` tokens into an empty KV cache (logits of the last position).
 - per position: after a cached prefix of `prompt_len` tokens, one pass scoring m = 1..k+1
   new tokens (a verification pass of k drafts scores k + 1 positions); the cache is cropped
   back after each pass. TPOT is the m = 1 entry: one decode step with a KV cache.
@@ -105,8 +105,8 @@ def profile_model(
     ids = ids.to(device)
     prompt, extra = ids[:, :prompt_len], ids[:, prompt_len:]
 
-    def prefill() -> None:
-        cached_forward(model, prompt, new_cache(model))
+    def prefill() -> None:  # a prefill needs the next-token logits of the last position only
+        cached_forward(model, prompt, new_cache(model), last=1)
 
     ttft = [_timed_ms(prefill, device) for _ in range(warmup + repeats)][warmup:]
 

@@ -318,6 +318,20 @@ def test_crop_then_extend_equals_full_recompute(seed: int | str) -> None:
     assert not torch.allclose(wrong, full, rtol=0, atol=1e-6)
 
 
+def test_cached_forward_last_positions_match_all() -> None:
+    target, _ = tiny_vocab_pair(6, seed=2)
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.inference_mode():
+        full = cached_forward(target, ids, new_cache(target))
+        cache = new_cache(target)
+        last = cached_forward(target, ids, cache, last=2)
+    assert full.shape == (1, 5, 6) and last.shape == (1, 2, 6)
+    assert torch.allclose(last, full[:, -2:], rtol=0, atol=1e-12)
+    assert cache.get_seq_length() == 5
+    with pytest.raises(InvalidConfig, match="got 0"):
+        cached_forward(target, ids, new_cache(target), last=0)
+
+
 @pytest.mark.parametrize("r", [-1, 1.0, True, 99])
 def test_crop_rejects_bad_counts(r: object) -> None:
     target, _ = tiny_vocab_pair(4)
