@@ -201,6 +201,11 @@ def test_load_refuses_missing_dir_and_missing_weights(tmp_path: Path) -> None:
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "model_type"),
         (b'{"model_type": "llama", "hidden_size": "big"}', "cannot load"),
+        (b'{"model_type": "no-such-architecture"}', "cannot load"),
+        (
+            b'{"model_type": "custom", "auto_map": {"AutoModelForCausalLM": "m.Custom"}}',
+            "cannot load",
+        ),
     ],
 )
 def test_load_refuses_garbage_config(tmp_path: Path, content: bytes, why: str) -> None:
