@@ -15,6 +15,7 @@ from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
 from gpu_runner.dsi_exec import run_dsi_real
 from gpu_runner.kv_worker import ModelWorker
+from gpu_runner.loading import vocab_size
 from gpu_runner.passes import BernoulliRule, PassMaker, TokenRule, Waits
 from gpu_runner.result import RealRun
 from gpu_runner.rule import TorchRule
@@ -81,16 +82,6 @@ def _int_in(x: object, lo: int, hi: int, what: str) -> int:
     if isinstance(x, bool) or not isinstance(x, int) or not (lo <= x <= hi):
         raise InvalidConfig(f"{what} must be an int in [{lo}, {hi}], got {show(x)}")
     return x
-
-
-def vocab_size(model: torch.nn.Module) -> int:
-    """Rows of the output embedding: the vocabulary the model's distributions range over."""
-    get = getattr(model, "get_output_embeddings", None)
-    out = get() if callable(get) else None
-    if isinstance(out, torch.nn.Linear):
-        return int(out.out_features)
-    config: Any = getattr(model, "config", None)
-    return int(config.vocab_size)
 
 
 def make_rule(cfg: RunnerConfig, vocab_size: int) -> TokenRule:

@@ -8,30 +8,14 @@ import torch
 
 from dsi_ref.errors import show
 from gpu_runner.errors import DeviceError
+from gpu_runner.loading import resolve_device
 
 
 def parse_device(spec: object) -> torch.device:
     """A torch.device that exists on this machine, or DeviceError naming `spec`."""
-    if isinstance(spec, torch.device):
-        dev = spec
-    elif isinstance(spec, str):
-        try:
-            dev = torch.device(spec)
-        except (RuntimeError, ValueError):
-            raise DeviceError(f"not a device name: {show(spec)} (try 'cpu' or 'cuda:0')") from None
-    else:
+    if not isinstance(spec, (str, torch.device)):
         raise DeviceError(f"a device must be a string like 'cuda:0', got {show(spec)}")
-    if dev.type == "cpu":
-        return torch.device("cpu")
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = 0 if dev.index is None else dev.index
-        if index >= n:
-            raise DeviceError(
-                f"device {show(spec)} does not exist: this machine has {n} CUDA device(s)"
-            )
-        return torch.device("cuda", index)
-    raise DeviceError(f"device {show(spec)}: only 'cpu' and 'cuda[:i]' are supported")
+    return resolve_device(spec)
 
 
 def server_devices(

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import PreTrainedModel
 
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
-from gpu_runner.api import RunnerConfig, run, vocab_size
+from gpu_runner.api import RunnerConfig, run
 from gpu_runner.devices import parse_device, server_devices
 from gpu_runner.errors import IncompatiblePair
+from gpu_runner.loading import check_pair, context_window, load_model, vocab_size
 from gpu_runner.passes import Waits
 from gpu_runner.result import RealRun
 
@@ -32,6 +34,24 @@ def parse_dtype(x: object) -> torch.dtype:
     if isinstance(x, str) and x in _DTYPES:
         return _DTYPES[x]
     raise InvalidConfig(f"dtype must be one of {sorted(_DTYPES)}, got {show(x)}")
+
+
+def _pair_dtype(target: object, drafter: object, dtype: object) -> torch.dtype:
+    """The dtype to load at: the one given, else a loaded model's own, else float32."""
+    if dtype is not None:
+        return parse_dtype(dtype)
+    own = {}
+    for name, m in (("target", target), ("drafter", drafter)):
+        if isinstance(m, torch.nn.Module):
+            p = next(m.parameters(), None)
+            if p is not None:
+                own[name] = p.dtype
+    if len(set(own.values())) > 1:
+        raise IncompatiblePair(
+            f"target dtype {own['target']} differs from drafter dtype {own['drafter']}: "
+            "pass dtype= to cast both"
+        )
+    return next(iter(own.values()), torch.float32)
 
 
 def prompt_ids(input_ids: object) -> list[int]:
@@ -68,8 +88,8 @@ def latency_waits(
 
 
 def generate(
-    target: torch.nn.Module | str | Path,
-    drafter: torch.nn.Module | str | Path,
+    target: PreTrainedModel | str | Path,
+    drafter: PreTrainedModel | str | Path,
     input_ids: object,
     *,
     algorithm: str = "dsi",
@@ -84,7 +104,7 @@ def generate(
     devices: Sequence[str | torch.device] | str | None = None,
     drafter_device: str | torch.device | None = None,
     exclusive: bool = False,
-    dtype: str | torch.dtype = "float32",
+    dtype: str | torch.dtype | None = None,
     inject_target: tuple[object, object] | None = None,
     inject_drafter: tuple[object, object] | None = None,
     replace_forward: bool = False,
@@ -95,6 +115,8 @@ def generate(
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
     target, drafter: loaded models or local directories (config.json + safetensors).
+    dtype: None keeps a loaded model's dtype (and loads paths in float32); a dtype casts
+    (a loaded model is cast and moved in place, as `model.to` does).
     Sampling follows GenerationConfig: do_sample=False is greedy. `devices` lists the
     target servers' devices (round-robin; servers on one device share one weight
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
@@ -102,15 +124,13 @@ def generate(
     switches to timing mode (keyed Bernoulli acceptance). Returns tokens, wall
     times, counters, costs and (with record=True) a trace dsi_ref's checker reads.
     """
-    from gpu_runner.loading import check_pair, context_window, load_model
-
     sampling = SamplingConfig(
         greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
     )
     waits = latency_waits(inject_target, inject_drafter, replace_forward)
     cfg = RunnerConfig(algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance)
     prompt = prompt_ids(input_ids)
-    torch_dtype = parse_dtype(dtype)
+    torch_dtype = _pair_dtype(target, drafter, dtype)
     devs = server_devices(devices, cfg.servers if algorithm == "dsi" else 1, exclusive)
     d_dev = parse_device(drafter_device) if drafter_device is not None else devs[0]
     t_model = load_model(target, dtype=torch_dtype, device=devs[0])

@@ -1,9 +1,11 @@
-"""The few transformers calls whose spelling changed across 5.x, each chosen in one place.
+"""The few places where transformers 5.17 (the GPU machine) and 5.25 (here) differ.
 
-- The forward's cache keyword is `cache=` from 5.24 and `past_key_values=` before
-  (the GPU machine has 5.17): read it off the model's forward signature.
-- `DynamicCache.crop(-r)` removes r tokens; crop(0) is a no-op and positive values
-  meant an absolute length in older releases, so only negative counts are ever passed.
+- The cache keyword of a causal LM's forward: `cache=` from 5.24, `past_key_values=` in
+  5.17-5.23 (5.24+ still accepts the old name with a deprecation warning). `cache_kwarg`
+  reads it from the model's forward signature, not from the version number.
+- `DynamicCache(config=...)` has the same signature in both; `crop` takes a negative count
+  of tokens to remove (a positive value means "keep this many" in 5.17 and is an error in
+  5.25, so it is never passed).
 """
 
 from __future__ import annotations
@@ -15,23 +17,25 @@ import torch
 import transformers
 from transformers import DynamicCache
 
-_KWARG_CACHE: dict[type, str] = {}
+from dsi_ref.errors import InvalidConfig
 
 
 def cache_kwarg(model: torch.nn.Module) -> str:
-    """'cache' or 'past_key_values': the keyword this model's forward takes its KV cache by."""
-    cls = type(model)
-    kw = _KWARG_CACHE.get(cls)
-    if kw is None:
-        params = inspect.signature(model.forward).parameters
-        if "cache" in params:
-            kw = "cache"
-        elif "past_key_values" in params:
-            kw = "past_key_values"
-        else:  # a wrapper taking **kwargs: the keyword of this transformers release
-            kw = "cache" if _release() >= (5, 24) else "past_key_values"
-        _KWARG_CACHE[cls] = kw
-    return kw
+    """Return "cache" if the model's forward takes `cache=`, else "past_key_values".
+
+    A forward that takes only **kwargs (a wrapper) gets this release's keyword.
+    """
+    params = inspect.signature(model.forward).parameters
+    if "cache" in params:
+        return "cache"
+    if "past_key_values" in params:
+        return "past_key_values"
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return "cache" if _release() >= (5, 24) else "past_key_values"
+    raise InvalidConfig(
+        f"{type(model).__name__}.forward takes neither `cache` nor `past_key_values`: "
+        f"parameters are {list(params)}"
+    )
 
 
 def _release() -> tuple[int, int]:
@@ -39,29 +43,55 @@ def _release() -> tuple[int, int]:
     return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
-def new_cache(model: torch.nn.Module) -> Any:
-    """An empty DynamicCache for `model` (layers are created on the first forward)."""
-    config = getattr(model, "config", None)
-    try:
-        return DynamicCache(config=config)
-    except TypeError:  # releases whose constructor takes no config
-        return DynamicCache()
+def new_cache(model: torch.nn.Module) -> DynamicCache:
+    """An empty DynamicCache laid out for `model` (sliding-window layers where its config says)."""
+    config: Any = getattr(model, "config", None)
+    return DynamicCache(config=config)
 
 
-def crop(cache: Any, r: int) -> None:
-    """Remove the last r >= 0 tokens from `cache`."""
-    if r < 0:
-        raise ValueError(f"crop count must be >= 0, got {r}")
-    if r:
-        cache.crop(-r)
+def crop(cache: DynamicCache, r: int) -> None:
+    """Remove the last `r` tokens from `cache` (r == 0: nothing). r must be 0..length."""
+    if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+        raise InvalidConfig(f"crop needs a count r >= 0 of tokens to remove, got {r!r}")
+    if r == 0:
+        return
+    length = cache.get_seq_length()
+    if r > length:
+        raise InvalidConfig(f"cannot remove {r} tokens from a cache of {length}")
+    cache.crop(-r)
 
 
-def cache_length(cache: Any) -> int:
-    return int(cache.get_seq_length())
+def cached_forward(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    cache: DynamicCache,
+    last: int | None = None,
+) -> torch.Tensor:
+    """Logits of `input_ids` (batch, m) after the cached prefix; extends `cache` by m tokens.
+
+    `last`: return only the logits of the last `last` positions (a prefill needs 1), computed
+    only there when the forward takes `logits_to_keep`; None returns all m positions.
+    """
+    start = cache.get_seq_length()
+    positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
+    kwargs: dict[str, Any] = {cache_kwarg(model): cache}
+    if last is not None:
+        if isinstance(last, bool) or not isinstance(last, int) or last < 1:
+            raise InvalidConfig(f"last must be an int >= 1 or None, got {last!r}")
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            kwargs["logits_to_keep"] = last
+    out = model(
+        input_ids=input_ids,
+        position_ids=positions[None, :].expand(input_ids.shape[0], -1),
+        use_cache=True,
+        **kwargs,
+    )
+    logits: torch.Tensor = out.logits
+    return logits if last is None else logits[:, -last:]
 
 
-def cache_bytes(cache: Any) -> int:
-    """Bytes held by the key and value tensors of every layer (views count their own size)."""
+def cache_bytes(cache: DynamicCache) -> int:
+    """Bytes held by the key and value tensors of every layer."""
     total = 0
     for layer in getattr(cache, "layers", ()):
         for name in ("keys", "values"):

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from gpu_runner.errors import InvalidModelOutput
-from gpu_runner.hf_compat import cache_bytes, cache_kwarg, crop, new_cache
+from gpu_runner.hf_compat import cache_bytes, cached_forward, crop, new_cache
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -47,7 +47,6 @@ class ModelWorker:
         self.vocab_size = vocab_size
         self.prompt = list(prompt)
         self.device = next(model.parameters()).device
-        self._kw = cache_kwarg(model)
         self.cache: Any = new_cache(model)
         self.held: list[int] = []  # the ids whose K/V the cache holds, in order
         self.forwards = 0
@@ -78,14 +77,14 @@ class ModelWorker:
         new = seq[keep:]
         m = last - first + 1
         ids = torch.tensor([new], dtype=torch.long, device=self.device)
-        out = self.model(input_ids=ids, use_cache=True, logits_to_keep=m, **{self._kw: self.cache})
+        out = cached_forward(self.model, ids, self.cache, last=m)
         self.held = seq
         self.forwards += 1
         self.tokens_fed += len(new)
         size = cache_bytes(self.cache)
         if size > self.peak_cache_bytes:
             self.peak_cache_bytes = size
-        return self._checked(out.logits, m, first, last)
+        return self._checked(out, m, first, last)
 
     def _checked(self, logits: object, m: int, first: int, last: int) -> torch.Tensor:
         """The last m rows of what the model returned, refused unless finite and [1, >=m, V]."""
