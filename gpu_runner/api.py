@@ -119,6 +119,24 @@ def run(
 
     `passes` replaces what each pass computes (tests inject faulty ones here).
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one intra-op thread per CPU worker: more only fight for cores
+    try:
+        return _run(target, drafter, prompt, cfg, server_devices, record, progress, passes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(
+    target: torch.nn.Module,
+    drafter: torch.nn.Module,
+    prompt: Sequence[int],
+    cfg: RunnerConfig,
+    server_devices: Sequence[torch.device] | None,
+    record: bool,
+    progress: Callable[[int], Any] | None,
+    passes: PassMaker | None,
+) -> RealRun:
     vocab = vocab_size(target)
     rc = cfg.run_config(prompt)
     if passes is None:

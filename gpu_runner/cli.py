@@ -221,6 +221,9 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a bar per weight load would bury the run's own
     try:
         if ns.command == "profile":
             from gpu_runner.profile import profile_main

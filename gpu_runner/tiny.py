@@ -20,7 +20,7 @@ SMALL_MIX = 0.4  # drafter = sqrt(1 - m^2) * target + m * fresh: acceptance abou
 
 
 def tiny_pair_paths() -> tuple[Path, Path]:
-    """(target dir, drafter dir) of the trained byte-level pair (see gpu_runner/tiny_models/README.md)."""
+    """(target dir, drafter dir) of the trained pair (gpu_runner/tiny_models/README.md)."""
     return TINY_DIR / "target", TINY_DIR / "drafter"
 
 
