@@ -23,7 +23,8 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 # The reference on its virtual clock, then the same schedule on the shipped tiny model pair.
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m dsi_ref demo
-	$(BIN)/python -m gpu_runner run --prompt "def fib(n):" --max-new-tokens 48 --quiet
+	$(BIN)/python -m gpu_runner run --prompt "def fib(n):" --max-new-tokens 48 --quiet \
+		--inject-target 0.03,0.03 --inject-drafter 0.003,0.003
 
 gpu-demo: $(VENV)/.installed-demo
 	$(BIN)/python -m gpu_runner run --prompt "def fib(n):" --max-new-tokens 48

@@ -90,3 +90,38 @@ def test_algorithms_side_by_side(benchmark: BenchmarkFixture) -> None:
         walls={k: v[0] for k, v in out.items()},
         predicted={k: v[1] for k, v in out.items()},
     )
+
+
+def test_trained_tiny_pair_injected(benchmark: BenchmarkFixture) -> None:
+    """The trained tiny pair, real forwards padded to target 30 ms / drafter 3 ms (ratio 10).
+
+    Lossless mode (real distributions, greedy): every algorithm commits the same tokens.
+    Measured DSI/SI and DSI/non-SI next to the prediction on the same patterns (aim: 5%).
+    """
+    from gpu_runner.tiny import load_tiny_pair
+    from gpu_runner.tokenizer import encode
+
+    target, drafter = load_tiny_pair(dtype=torch.float32)
+    tl, dl = Latency.of("0.03", "0.03", "target"), Latency.of("0.003", "0.003", "drafter")
+    waits = Waits(tl, dl)
+    prompt = encode("def fib(n):\n    if n < 2:\n        return n\n")
+    n, k, servers = 40, 3, 4
+
+    def once() -> dict[str, tuple[float, float, tuple[int, ...]]]:
+        out = {}
+        for alg, p in (("nonsi", 1), ("si", 1), ("dsi", servers)):
+            cfg = RunnerConfig(algorithm=alg, max_new_tokens=n, k=k, servers=p, waits=waits)
+            r = run(target, drafter, prompt, cfg)
+            out[alg] = (r.wall, float(predict(r, k, p, tl, dl)), r.tokens)
+        return out
+
+    out = benchmark.pedantic(once, rounds=1, iterations=1)
+    assert out["dsi"][2] == out["si"][2] == out["nonsi"][2]
+    (d, dp, _), (s, sp, _), (m, mp, _) = out["dsi"], out["si"], out["nonsi"]
+    benchmark.extra_info.update(
+        dsi_over_si_measured=s / d,
+        dsi_over_si_predicted=sp / dp,
+        dsi_over_nonsi_measured=m / d,
+        dsi_over_nonsi_predicted=mp / dp,
+        measured_over_predicted={a: v[0] / v[1] for a, v in out.items()},
+    )
