@@ -1,4 +1,8 @@
-"""Negative controls: every planted bug in dsi_ref.faults.Fault fails both lossless tests.
+"""Negative controls: every planted bug of tests/faulty.py fails both lossless tests.
+
+Each fault is a faulty implementation of one part of a run (`faulty.planted(fault)`:
+a Verifier subclass, a drafter, a scorer wrapper or a DSIScheduler subclass), given
+to the unmodified algorithms; nothing in dsi_ref knows about faults.
 
 Exact: on V=2, order-1 mixture pair, T1, n=3, k=2, P=2, fast latencies, the enumerated
 output law with the fault switched on differs from the target law for every algorithm
@@ -18,33 +22,34 @@ target-impossible outcomes, which top-k makes available) catches each fault.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 
 import pytest
+from faulty import SCHEDULER_FAULTS, Fault, planted
 from lossless_cases import (
     STAT_ALPHA,
     Instance,
-    Runner,
     chi_square_lossless,
     exact_output_law,
     exact_target_law,
     stat_settings,
 )
 
-from dsi_ref.faults import Fault
+from dsi_ref.result import RunResult
 from dsi_ref.si import run_si
 from dsi_ref.virtual import run_dsi
 
 ExactLaw = dict[tuple[int, ...], Fraction]
-SCHEDULER_FAULTS = {Fault.UNVERIFIED_PREFIX, Fault.COMMIT_CANCELLED}
 
 
 def _exact_laws(alg: str, fault: Fault) -> tuple[ExactLaw, ExactLaw]:
     inst = Instance(alg, "mix-o1", 2, "T1", 3, 2, 2, "fast")
     target, drafter = inst.models()
-    cfg = replace(inst.config(), faults=frozenset({fault}))
-    return exact_output_law(alg, target, drafter, cfg), exact_target_law(target, cfg)
+    cfg = inst.config()
+    got = exact_output_law(alg, target, drafter, cfg, planted(fault))
+    return got, exact_target_law(target, cfg)
 
 
 EXACT_CASES = [
@@ -79,7 +84,7 @@ STAT_CASES: list[tuple[Fault, str]] = [
     (Fault.UNVERIFIED_PREFIX, "dsi"),
     (Fault.COMMIT_CANCELLED, "dsi"),
 ]
-RUNNERS: dict[str, Runner] = {"si": run_si, "dsi": run_dsi}
+RUNNERS: dict[str, Callable[..., RunResult]] = {"si": run_si, "dsi": run_dsi}
 
 
 @pytest.mark.parametrize(
@@ -87,7 +92,7 @@ RUNNERS: dict[str, Runner] = {"si": run_si, "dsi": run_dsi}
 )
 def test_statistical_test_rejects_fault(fault: Fault, alg: str) -> None:
     s = stat_settings()["T1/2-topk4"]
-    cfg = replace(s.cfg, faults=frozenset({fault}))
-    res = chi_square_lossless(RUNNERS[alg], s.target, s.drafter, cfg)
+    run = partial(RUNNERS[alg], parts=planted(fault))
+    res = chi_square_lossless(run, s.target, s.drafter, s.cfg)
     assert res.rejects, res
     assert res.p_value < STAT_ALPHA, res
