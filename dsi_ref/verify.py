@@ -58,6 +58,16 @@ def point_mass(vocab: int, token: int, exact: bool) -> Dist:
 
 
 _INF = math.inf
+
+
+def bad_entry(position: int, what: str, index: int, value: object) -> InvalidDistribution:
+    """The error for an entry of p or q that is not a probability (shared with gpu_runner)."""
+    return InvalidDistribution(
+        f"at position {position}: {what}[{index}] = {show(value)} "
+        "is not a probability (NaN, infinite, negative or not a number)"
+    )
+
+
 _CHECKED_CACHE_SIZE = 1024
 
 
@@ -137,10 +147,7 @@ class Verifier:
             except TypeError:  # not a number
                 ok = False
             if not ok:
-                raise InvalidDistribution(
-                    f"at position {position}: {what}[{i}] = {show(x)} "
-                    "is not a probability (NaN, infinite, negative or not a number)"
-                )
+                raise bad_entry(position, what, i, x)
         if type(d) is tuple:  # immutable: safe to remember by identity
             if len(self._checked) >= _CHECKED_CACHE_SIZE:
                 self._checked.clear()  # fresh tuples every time: stay bounded

@@ -45,6 +45,7 @@ from dsi_ref.errors import (
 from dsi_ref.prob import Num, residual
 from dsi_ref.prob import inverse_cdf as host_inverse_cdf
 from dsi_ref.randomness import Key, Purpose, keyed_uniform
+from dsi_ref.verify import bad_entry
 
 _EPS = 2.0**-52
 _TINY = 2.0**-1000
@@ -66,10 +67,7 @@ def _first_bad(x: torch.Tensor, what: str, position: int) -> InvalidDistribution
     """The error for x's first NaN, infinite or negative entry (an error path: it syncs)."""
     bad = ~(torch.isfinite(x) & (x >= 0))
     i = int(torch.nonzero(bad)[0, 0])
-    return InvalidDistribution(
-        f"at position {position}: {what}[{i}] = {show(float(x[i]))} "
-        "is not a probability (NaN, infinite or negative)"
-    )
+    return bad_entry(position, what, i, float(x[i]))
 
 
 def inverse_cdf(
