@@ -153,7 +153,7 @@ def exact_law_equals_target_law() -> tuple[int, str]:
 def planted_faults_break_the_law() -> tuple[int, str]:
     """Negative control: the same comparison must fail for each planted verification bug
     (faulty parts from tests/faulty.py, so this check needs the source tree)."""
-    from tests.faulty import Fault, planted  # the planted bugs live with the tests
+    from proofs.planted import Fault, planted  # the planted bugs live with the tests
 
     faults = (Fault.ALWAYS_ACCEPT, Fault.RESIDUAL_FROM_P, Fault.Q_WRONG_TEMPERATURE)
     n = 0

@@ -188,7 +188,7 @@ def dsi_equals_reference_for_all_uniforms() -> tuple[int, str]:
 
 @check(theorem="T6", method="enumeration")
 def planted_scheduler_faults_break_it() -> tuple[int, str]:
-    from tests.faulty import Fault, planted  # the planted bugs live with the tests
+    from proofs.planted import Fault, planted  # the planted bugs live with the tests
 
     n = 0
     for fault in (Fault.COMMIT_CANCELLED, Fault.UNVERIFIED_PREFIX):

@@ -14,7 +14,7 @@ which is checked too (the fault is wired where it claims to be).
 Statistical: `chi_square_lossless` (the very function of test_statistical_lossless, so
 the same alpha = 1e-6 and the same designed N = 76,123) on the T1/2-topk4 setting
 rejects each fault, on SI for the verifier faults and on DSI for the scheduler-side ones
-(BONUS_OFF_BY_ONE in DSI's scheduler, UNVERIFIED_PREFIX, COMMIT_CANCELLED); the exact
+(BONUS_OFF_BY_ONE at the position after a DSI block, UNVERIFIED_PREFIX, COMMIT_CANCELLED); the exact
 part covers the other algorithm. Beyond `rejects`, the Pearson p-value on the possible
 outcomes alone must be below alpha, so the chi-square itself (not only the rule for
 target-impossible outcomes, which top-k makes available) catches each fault.
@@ -68,6 +68,14 @@ def test_exact_test_detects_fault(alg: str, fault: Fault) -> None:
 @pytest.mark.parametrize("fault", [Fault.UNVERIFIED_PREFIX, Fault.COMMIT_CANCELLED])
 def test_scheduler_faults_do_not_touch_si(fault: Fault) -> None:
     got, want = _exact_laws("si", fault)
+    assert got == want
+
+
+@pytest.mark.parametrize("fault", list(Fault), ids=lambda f: f.value)
+def test_no_fault_touches_nonsi(fault: Fault) -> None:
+    # non-SI draws only target-only tokens from one-position passes: no part a fault
+    # replaces changes them, so its law stays the target's (each fault sits where it claims).
+    got, want = _exact_laws("nonsi", fault)
     assert got == want
 
 
