@@ -22,6 +22,11 @@ Negative controls: the same check, over the same cases, must fail for a warp twi
 top-p `acc > threshold`, one with the temperature exponent T instead of 1/T, and a rule
 twin whose inverse CDF takes the cell edge on the wrong side (u <= cdf).
 
+End to end: DSIScheduler[torch.Tensor] with TorchRule, fed raw model rows warped by
+gpu_runner.warp and driven in seeded random completion orders (late cancellation),
+commits `dsi_ref.sequential.reference_tokens` on 48 float instances (T6 with the tensor
+rule); with the exponent-T warp it does not.
+
 Measured here (CPU, torch 2.13): with T != 1, warp rows differ from dsi_ref's by at most
 MEASURED_MAX_DIFF (one or two ulps, from torch.pow vs math.pow); all other rows are equal.
 """
@@ -30,7 +35,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -38,12 +43,16 @@ from functools import partial
 import pytest
 import torch
 
+from dsi_ref.config import RunConfig
 from dsi_ref.errors import DSIError, InvalidDistribution, InvalidDraft, VocabularyMismatch
+from dsi_ref.models import LanguageModel, MixtureDrafter, random_markov
 from dsi_ref.prob import Dist
 from dsi_ref.prob import inverse_cdf as ref_inverse_cdf
 from dsi_ref.randomness import Key, Purpose, SeededChooser, keyed_uniform
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.sampling import warp as ref_warp
+from dsi_ref.scheduler import Command, DSIScheduler, Finished, StartDraft, StartTask
+from dsi_ref.sequential import reference_tokens
 from dsi_ref.verify import Verifier
 from gpu_runner import rule as rule_mod
 from gpu_runner.rule import TorchRule, inverse_cdf
@@ -267,6 +276,87 @@ def test_inverse_cdf_edges() -> None:
         for sequential in (True, False):
             assert inverse_cdf(wt, u, sequential=sequential) == ref_inverse_cdf(w, u), (u, w)
     assert inverse_cdf(torch.zeros(3, dtype=F64), 0.5) == ref_inverse_cdf((0.0, 0.0, 0.0), 0.5)
+
+
+# ----- the scheduler on tensors: the same tokens as the reference -----------------------
+
+
+def run_dsi_on_tensors(
+    target: LanguageModel,
+    drafter: LanguageModel,
+    cfg: RunConfig,
+    order_seed: int,
+    warp_fn: WarpFn = warp,
+) -> tuple[int, ...]:
+    """DSIScheduler[torch.Tensor] with TorchRule: raw model rows warped by gpu_runner.warp,
+    drafts and tasks completed in a seeded random order, cancelled work delivered late."""
+    rule = TorchRule(cfg.seed, cfg.sampling.greedy)
+    sched = DSIScheduler.from_config(cfg, rule)
+
+    def dist(model: LanguageModel, tokens: Sequence[int]) -> torch.Tensor:
+        raw = torch.tensor(model.next_dist(cfg.prompt + tuple(tokens)), dtype=F64)
+        return warp_fn(raw, cfg.sampling)
+
+    rng = random.Random(order_seed)
+    pending: list[StartDraft | StartTask] = []
+    out: tuple[int, ...] | None = None
+
+    def take(cmds: list[Command]) -> None:
+        nonlocal out
+        for c in cmds:
+            if isinstance(c, StartDraft | StartTask):
+                pending.append(c)
+            elif isinstance(c, Finished):
+                out = c.tokens
+
+    take(sched.start())
+    while out is None:
+        job = pending.pop(rng.randrange(len(pending)))
+        if isinstance(job, StartDraft):
+            q = dist(drafter, job.tokens)
+            take(sched.on_draft_done(job.draft_id, rule.draft(job.position, q), q))
+        else:
+            ps = [dist(target, job.tokens[:j]) for j in range(job.first, job.last + 1)]
+            take(sched.on_task_done(job.task_id, ps))
+    return out
+
+
+SCHED_SAMPLINGS = [
+    SamplingConfig(),
+    SamplingConfig(greedy=True),
+    SamplingConfig(top_k=3, top_p=0.8),
+    SamplingConfig(temperature=Fraction(1, 2), top_p=Fraction(3, 4)),
+]
+
+
+def _sched_runs(sampling: SamplingConfig, warp_fn: WarpFn) -> list[bool]:
+    """For 12 seeded instances: do the tensor-rule DSI tokens equal reference_tokens?"""
+    same = []
+    for i in range(12):
+        target = random_markov(6, 1, 100 + i, exact=False, name="target")
+        drafter = MixtureDrafter(target, 0.5, _row(random.Random(i), 6))
+        cfg = RunConfig(
+            max_tokens=16,
+            k=1 + i % 4,
+            servers=1 + i % 3,
+            seed=i,
+            sampling=sampling,
+            prompt=(i % 6,),
+        )
+        got = run_dsi_on_tensors(target, drafter, cfg, order_seed=i, warp_fn=warp_fn)
+        same.append(got == reference_tokens(target, drafter, cfg))
+    return same
+
+
+@pytest.mark.parametrize("sampling", SCHED_SAMPLINGS, ids=lambda s: s.describe())
+def test_scheduler_on_tensors_commits_the_reference_tokens(sampling: SamplingConfig) -> None:
+    # T6 with the tensor rule: any k, P and completion order give reference_tokens.
+    assert _sched_runs(sampling, warp) == [True] * 12
+
+
+def test_scheduler_on_tensors_sees_a_wrong_warp() -> None:
+    # Negative control: the temperature exponent T instead of 1/T changes some run's tokens.
+    assert not all(_sched_runs(SCHED_SAMPLINGS[3], _warp_exponent_t))
 
 
 # ----- negative controls: wrong twins must be caught by the same check -----------------
