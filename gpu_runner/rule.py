@@ -121,13 +121,16 @@ class TorchRule:
     same p, q and draft, including the same typed errors for bad input.
     """
 
-    def __init__(self, seed: int, greedy: bool) -> None:
+    def __init__(self, seed: int, greedy: bool, *, sequential_cumsum: bool | None = None) -> None:
+        """`sequential_cumsum`: does torch.cumsum add in index order on the tensors'
+        device? None: only on the CPU (False forces the host check near cell edges)."""
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise InvalidConfig(f"seed must be an int >= 0, got {show(seed)}")
         if not isinstance(greedy, bool):
             raise InvalidConfig(f"greedy must be a bool, got {show(greedy)}")
         self.seed = seed
         self.greedy = greedy
+        self.sequential_cumsum = sequential_cumsum
 
     def uniform(self, position: int, purpose: Purpose) -> float:
         return keyed_uniform(self.seed, Key(position, purpose))
@@ -137,14 +140,14 @@ class TorchRule:
         _check_vector(q, "drafter q", position)
         if self.greedy:
             return int(torch.argmax(q))
-        return inverse_cdf(q, self.uniform(position, Purpose.DRAFT))
+        return inverse_cdf(q, self.uniform(position, Purpose.DRAFT), self.sequential_cumsum)
 
     def target_token(self, position: int, p: torch.Tensor) -> int:
         """A token from p alone: argmax p (greedy) or p's inverse CDF at U(position, TARGET)."""
         _check_vector(p, "target p", position)
         if self.greedy:
             return int(torch.argmax(p))
-        return inverse_cdf(p, self.uniform(position, Purpose.TARGET))
+        return inverse_cdf(p, self.uniform(position, Purpose.TARGET), self.sequential_cumsum)
 
     def verify(
         self, position: int, p: torch.Tensor, q: torch.Tensor, draft: int
@@ -192,5 +195,10 @@ class TorchRule:
                 f"residual p - q have total mass {float(total)}; nothing to normalise"
             )
         u = self.uniform(position, Purpose.RESIDUAL)
-        token = inverse_cdf(w / total, u, host_row=lambda: residual(p.tolist(), q.tolist()))
+        token = inverse_cdf(
+            w / total,
+            u,
+            self.sequential_cumsum,
+            host_row=lambda: residual(p.tolist(), q.tolist()),
+        )
         return token, token == draft

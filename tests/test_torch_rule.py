@@ -257,6 +257,26 @@ def test_twins_agree_on_exact_ties() -> None:
     assert twin_mismatches(TIES) == []
 
 
+def _off_cpu_rule(seed: int, greedy: bool) -> TorchRule:
+    return TorchRule(seed, greedy, sequential_cumsum=False)
+
+
+def test_off_cpu_path_agrees_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The path taken where cumsum is a parallel scan (CUDA), run here on the CPU: the band
+    # check and the host look-up (hit by every exact tie) must give dsi_ref's answers.
+    host_calls = 0
+    real = rule_mod.host_inverse_cdf
+
+    def counted(p: Sequence[float], u: float) -> int:
+        nonlocal host_calls
+        host_calls += 1
+        return real(p, u)
+
+    monkeypatch.setattr(rule_mod, "host_inverse_cdf", counted)
+    assert twin_mismatches(CASES[:2000] + TIES, rule_factory=_off_cpu_rule) == []
+    assert host_calls >= len(TIES) // 2  # the ties did go through the host look-up
+
+
 def test_cpu_cumsum_adds_in_index_order() -> None:
     # The exactness argument of both twins on the CPU: torch.cumsum is a left-to-right sum.
     rng = random.Random(CASE_SEED + 2)
