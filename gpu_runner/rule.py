@@ -85,6 +85,8 @@ def inverse_cdf(
     is looked up on the host in `host_row()` (default: w itself), the row as dsi_ref
     would compute it.
     """
+    if w.shape[0] == 0:
+        return -1  # as dsi_ref: no positive entry
     if sequential is None:
         sequential = w.device.type == "cpu"
     positive = w > 0

@@ -296,6 +296,7 @@ def test_inverse_cdf_edges() -> None:
         for sequential in (True, False):
             assert inverse_cdf(wt, u, sequential=sequential) == ref_inverse_cdf(w, u), (u, w)
     assert inverse_cdf(torch.zeros(3, dtype=F64), 0.5) == ref_inverse_cdf((0.0, 0.0, 0.0), 0.5)
+    assert inverse_cdf(torch.zeros(0, dtype=F64), 0.5) == ref_inverse_cdf((), 0.5) == -1
 
 
 # ----- the scheduler on tensors: the same tokens as the reference -----------------------
