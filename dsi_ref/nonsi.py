@@ -6,11 +6,10 @@ from fractions import Fraction
 
 from dsi_ref.config import RunConfig
 from dsi_ref.models import LanguageModel
-from dsi_ref.randomness import Chooser, SeededChooser
+from dsi_ref.randomness import Chooser
 from dsi_ref.result import Counters, RunResult
 from dsi_ref.trace import TraceRecorder
-from dsi_ref.verify import Verifier
-from dsi_ref.workers import TargetScorer, check_prompt
+from dsi_ref.workers import REFERENCE_PARTS, RunParts, check_prompt
 
 
 def run_nonsi(
@@ -19,10 +18,12 @@ def run_nonsi(
     *,
     record: bool = False,
     chooser: Chooser | None = None,
+    parts: RunParts = REFERENCE_PARTS,
 ) -> RunResult:
+    """non-SI on the target; `parts` builds the rule and scorer (default: the reference)."""
     check_prompt(cfg.prompt, target.vocab_size)
-    verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
-    scorer = TargetScorer(target, cfg.sampling, cfg.prompt)
+    verifier = parts.rule(cfg, chooser)
+    scorer = parts.scorer(target, cfg)
     rec = TraceRecorder(record, "nonsi", cfg, target.vocab_size)
     t = Fraction(0)
     tokens: list[int] = []

@@ -2,7 +2,7 @@
 
 Nothing here is statistical: every trace is a deterministic function of its
 config, so each assertion is exact. The negative controls are the mutations and
-the planted faults of `dsi_ref.faults`; the positive controls are the unmutated
+the planted faults of tests/faulty.py; the positive controls are the unmutated
 traces of the same runs.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faulty import Fault, planted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +35,6 @@ from dsi_ref.checker import (
 )
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import TraceError
-from dsi_ref.faults import Fault
 from dsi_ref.latency import Latency
 from dsi_ref.models import MarkovModel, MixtureDrafter, random_markov
 from dsi_ref.nonsi import run_nonsi
@@ -45,6 +45,7 @@ from dsi_ref.si import run_si
 from dsi_ref.trace import load_trace
 from dsi_ref.verify import Verifier
 from dsi_ref.virtual import run_dsi
+from dsi_ref.workers import REFERENCE_PARTS, RunParts
 
 Trace = dict[str, Any]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "trace-format.md"
@@ -58,14 +59,20 @@ def pair(seed: int, exact: bool, vocab: int = 4) -> tuple[MarkovModel, MixtureDr
     return target, MixtureDrafter(target, F(1, 2) if exact else 0.5, noise)
 
 
-def run(alg: str, seed: int = 0, exact: bool = True, **cfg_kw: Any) -> tuple[RunResult, Trace]:
+def run(
+    alg: str,
+    seed: int = 0,
+    exact: bool = True,
+    parts: RunParts = REFERENCE_PARTS,
+    **cfg_kw: Any,
+) -> tuple[RunResult, Trace]:
     target, drafter = pair(seed, exact)
     cfg_kw.setdefault("max_tokens", 8)
     cfg = RunConfig(seed=seed, **cfg_kw)
     if alg == "nonsi":
-        res = run_nonsi(target, cfg, record=True)
+        res = run_nonsi(target, cfg, record=True, parts=parts)
     else:
-        res = (run_si if alg == "si" else run_dsi)(target, drafter, cfg, record=True)
+        res = (run_si if alg == "si" else run_dsi)(target, drafter, cfg, record=True, parts=parts)
     assert res.trace is not None
     return res, copy.deepcopy(res.trace)
 
@@ -412,10 +419,7 @@ def test_every_effective_fault_is_flagged(fault: Fault) -> None:
             for runner in (run_si, run_dsi):
                 cfg = RunConfig(max_tokens=8, k=2, servers=3, seed=seed)
                 clean = runner(target, drafter, cfg, record=True).trace
-                bad_cfg = RunConfig(
-                    max_tokens=8, k=2, servers=3, seed=seed, faults=frozenset({fault})
-                )
-                bad = runner(target, drafter, bad_cfg, record=True).trace
+                bad = runner(target, drafter, cfg, record=True, parts=planted(fault)).trace
                 assert clean is not None and bad is not None
                 if bad == clean:
                     assert check_trace(bad).ok
@@ -436,7 +440,7 @@ def test_every_effective_fault_is_flagged(fault: Fault) -> None:
 )
 def test_scheduler_faults_break_their_rule(fault: Fault, rule: str) -> None:
     _, clean = run("dsi", k=2, servers=3)
-    _, bad = run("dsi", k=2, servers=3, faults=frozenset({fault}))
+    _, bad = run("dsi", k=2, servers=3, parts=planted(fault))
     assert check_trace(clean).ok
     assert rule in rules(check_trace(bad))
 
