@@ -13,10 +13,11 @@ from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
+from dsi_ref.verify import TokenRule
 from gpu_runner.dsi_exec import run_dsi_real
 from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.loading import vocab_size
-from gpu_runner.passes import BernoulliRule, PassMaker, TokenRule, Waits
+from gpu_runner.passes import BernoulliRule, PassMaker, Waits
 from gpu_runner.result import RealRun
 from gpu_runner.rule import TorchRule
 from gpu_runner.seq_exec import run_nonsi_real, run_si_real
@@ -84,7 +85,7 @@ def _int_in(x: object, lo: int, hi: int, what: str) -> int:
     return x
 
 
-def make_rule(cfg: RunnerConfig, vocab_size: int) -> TokenRule:
+def make_rule(cfg: RunnerConfig, vocab_size: int) -> TokenRule[Any]:
     if cfg.acceptance is not None:
         return BernoulliRule(cfg.seed, float(cfg.acceptance), vocab_size)
     return TorchRule(cfg.seed, cfg.sampling.greedy)

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from dsi_ref.latency import Latency
 from dsi_ref.randomness import Key, Purpose, keyed_uniform
 from dsi_ref.sampling import SamplingConfig
+from dsi_ref.verify import TokenRule
 from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.warp import warp
 
@@ -34,16 +35,6 @@ class Waits:
     def seconds(self, lat: Latency, first: int, positions: int) -> float:
         per = getattr(lat, "per_position", Fraction(0))
         return float(lat.forward(first) + per * (positions - 1))
-
-
-class TokenRule(Protocol):
-    """What a run asks of its rule: drafts, target-only tokens, verifications."""
-
-    def draft(self, position: int, q: Any) -> int: ...
-
-    def target_token(self, position: int, p: Any) -> int: ...
-
-    def verify(self, position: int, p: Any, q: Any, draft: int) -> tuple[int, bool]: ...
 
 
 class BernoulliRule:
@@ -73,7 +64,7 @@ class BernoulliRule:
 class PassMaker:
     """The drafter's and a target server's pass, for one run's mode."""
 
-    def __init__(self, sampling: SamplingConfig, rule: TokenRule, waits: Waits | None) -> None:
+    def __init__(self, sampling: SamplingConfig, rule: TokenRule[Any], waits: Waits | None) -> None:
         self.sampling = sampling
         self.rule = rule
         self.waits = waits
