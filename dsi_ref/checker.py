@@ -40,7 +40,7 @@ from dsi_ref.checker_verify import ModelOracle, check_commit_rule
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.models import LanguageModel
 from dsi_ref.sampling import SamplingConfig
-from dsi_ref.trace import common_prefix
+from dsi_ref.trace import DEFAULT_TOL, common_prefix
 
 # Tags that every violation message carries, so a reader (and a test) can tell
 # which rule broke. The numbers are those of docs/trace-format.md.
@@ -55,13 +55,6 @@ VERIFY = "rule 7 [verify]"
 MODEL = "rule 8 [model]"
 RULES = (TIME, SERVER, LIFECYCLE, PREFIX, DRAFT, CANCEL, COMMIT, VERIFY, MODEL)
 
-# Rule 8's default per-entry tolerance for float distributions. Two correct float
-# implementations of one warp differ by rounding: Python 3.12's sum() is compensated
-# and 3.11's is not, so a trace written on one fails on the other at tolerance 0.
-# The rounding error of a sum of n terms in [0, 1] is below n * 2**-52 (2.2e-16 n);
-# 1e-9 covers vocabularies of millions with room for the warp's exp/log, and is far
-# below any difference a real bug makes (a wrong temperature, the previous position's p).
-DEFAULT_TOL = 1e-9
 # The speculative algorithms of dsi_ref: their commits verify drafts (SI's only
 # draft-free commit is a bonus token, so an SI run of 2+ tokens verifies at least one).
 _SPECULATIVE = {"si": 2, "dsi": 1}  # algorithm -> tokens from which a verify commit is due

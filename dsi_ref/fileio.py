@@ -73,7 +73,8 @@ def read_json_file(
     except RecursionError:
         raise error(f"{name} is not usable JSON: nested too deeply") from None
     except ValueError as e:  # NaN/Infinity literals, integers beyond int_max_str_digits
-        raise error(f"{name} is not usable JSON: {e}") from None
+        why = str(e).split(";")[0]  # drop Python's advice on sys.set_int_max_str_digits
+        raise error(f"{name} is not usable JSON: {why}") from None
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
