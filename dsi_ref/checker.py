@@ -419,7 +419,7 @@ class _Checker:
                 self.accepted += 1
             else:
                 self.rejected += 1
-                inflight = frozenset(d for d, s in self.drafts.items() if s == "inflight")
+                inflight = frozenset(self.inflight)  # not a scan of every draft: linear time
                 live = frozenset(self.live)
                 self.now.rejections.append(_Rejection(i, t, j, ev.token, live, inflight))
 

@@ -200,16 +200,11 @@ class TraceRecorder:
         }
 
 
-def to_version1(trace: Mapping[str, Any]) -> dict[str, Any]:
-    """A version-2 trace written as version 1 (every `task_submit` with its whole prefix).
-
-    Version 1 is quadratic in the number of tokens; this exists to compare with
-    traces recorded before version 2. The trace must be well-formed; a `chain`
-    longer than the chain is a TraceError.
-    """
-    if trace.get("version") != 2:
-        got = trace.get("version")
-        raise TraceError(f"to_version1 needs a version-2 trace, got version {got!r}")
+def _convert(trace: Mapping[str, Any], version: int) -> dict[str, Any]:
+    """`trace` (the other version) with every task_submit rewritten for `version`."""
+    have = trace.get("version")
+    if have != 3 - version:
+        raise TraceError(f"converting to version {version} needs version {3 - version}, got {have!r}")
     chain = Chain()
     events: list[dict[str, Any]] = []
     for i, e in enumerate(trace["events"]):
@@ -223,14 +218,33 @@ def to_version1(trace: Mapping[str, Any]) -> dict[str, Any]:
         elif ev == "commit":
             chain.commit(e["pos"], e["token"])
         elif ev == "task_submit":
-            b = e.get("chain") or 0
-            if b > len(chain.tokens):
-                raise TraceError(f"event {i}: chain = {b} but the chain has {len(chain.tokens)}")
-            e = {k: v for k, v in e.items() if k != "chain"}
-            e["tokens"] = chain.tokens[:b] + list(e["tokens"])
-            e = {k: e[k] for k in ("t", "ev", "id", "kind", "tokens", "first", "last") if k in e}
+            e = dict(e)
+            if version == 1:
+                b = e.pop("chain", None) or 0
+                if b > len(chain.tokens):
+                    raise TraceError(f"event {i}: chain = {b}, the chain has {len(chain.tokens)}")
+                e["tokens"] = chain.tokens[:b] + list(e["tokens"])
+            else:
+                b = common_prefix(e["tokens"], chain.tokens)
+                e["chain"], e["tokens"] = b, list(e["tokens"][b:])
+            order = ("t", "ev", "id", "kind", "tokens", "first", "last", "chain")
+            e = {k: e[k] for k in (*order, *e) if k in e}  # the recorder's field order
         events.append(dict(e))
-    return {**trace, "version": 1, "events": events}
+    return {**trace, "version": version, "events": events}
+
+
+def to_version1(trace: Mapping[str, Any]) -> dict[str, Any]:
+    """A well-formed version-2 trace written as version 1 (each task's whole prefix listed).
+
+    Version 1 is quadratic in the number of tokens; this exists to compare with
+    traces recorded before version 2. TraceError if a `chain` exceeds the chain.
+    """
+    return _convert(trace, 1)
+
+
+def to_version2(trace: Mapping[str, Any]) -> dict[str, Any]:
+    """A well-formed version-1 trace written as version 2 (what `TraceRecorder` writes)."""
+    return _convert(trace, 2)
 
 
 def _json_lines(trace: Mapping[str, Any]) -> Iterator[str]:
