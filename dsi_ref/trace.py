@@ -27,6 +27,9 @@ from dsi_ref.prob import Dist, Num
 FORMAT = "dsi-trace"
 VERSION = 2
 VERSIONS = (1, 2)  # the versions the checker reads
+# A time as a driver gives it: a Fraction (the virtual clock) or a string that is an
+# exact rational, such as a wall clock's decimal "12.0345" (written unchanged).
+Time = Fraction | str
 # The checker's rule 8 default per-entry tolerance for float distributions. Two correct float
 # implementations of one warp differ by rounding: Python 3.12's sum() is compensated
 # and 3.11's is not, so a trace written on one fails on the other at tolerance 0.
@@ -107,7 +110,7 @@ class TraceRecorder:
         self.chain = Chain()
         self._lock = threading.Lock()  # an event and its effect on the chain go together
         # The last time written and its string (runs write many events at one time).
-        self._last_time: tuple[Fraction | None, str] = (None, "")
+        self._last_time: tuple[Time | None, str] = (None, "")
         s = cfg.sampling
         self.header: dict[str, Any] = {
             "format": FORMAT,
@@ -132,14 +135,14 @@ class TraceRecorder:
             },
         }
 
-    def _t(self, t: Fraction) -> str:
+    def _t(self, t: Time) -> str:
         last, text = self._last_time
         if t is not last:  # identity: equal values of other types print differently
             text = str(t)
             self._last_time = (t, text)
         return text
 
-    def event(self, t: Fraction, ev: str, **fields: Any) -> None:
+    def event(self, t: Time, ev: str, **fields: Any) -> None:
         if not self.enabled:
             return
         with self._lock:
@@ -159,7 +162,7 @@ class TraceRecorder:
 
     def commit(
         self,
-        t: Fraction,
+        t: Time,
         pos: int,
         token: int,
         *,
@@ -190,7 +193,7 @@ class TraceRecorder:
                 }
             )
 
-    def finish(self, tokens: Sequence[int], latency: Fraction) -> dict[str, Any] | None:
+    def finish(self, tokens: Sequence[int], latency: Time) -> dict[str, Any] | None:
         if not self.enabled:
             return None
         return {
@@ -204,7 +207,9 @@ def _convert(trace: Mapping[str, Any], version: int) -> dict[str, Any]:
     """`trace` (the other version) with every task_submit rewritten for `version`."""
     have = trace.get("version")
     if have != 3 - version:
-        raise TraceError(f"converting to version {version} needs version {3 - version}, got {have!r}")
+        raise TraceError(
+            f"converting to version {version} needs version {3 - version}, got {have!r}"
+        )
     chain = Chain()
     events: list[dict[str, Any]] = []
     for i, e in enumerate(trace["events"]):
