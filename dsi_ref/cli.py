@@ -320,15 +320,21 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     except RecursionError:  # a value nested too deeply to print or compare
         raise TraceError(f"trace file {args.file!r} nests values too deeply to check") from None
     summary = ", ".join(f"{k}={v}" for k, v in report.summary.items())
-    if report.ok:
-        out.write(f"OK: {args.file} follows the DSI rules ({summary})\n")
-        return EXIT_OK
     violations = report.violations
-    out.write(f"FAIL: {args.file}: {len(violations)} violation(s) ({summary})\n")
-    out.writelines(f"  {v}\n" for v in violations[: args.show])
-    if len(violations) > args.show:
-        out.write(f"  ... and {len(violations) - args.show} more (--show N to see more)\n")
-    return EXIT_FAIL
+    if report.ok:
+        lines = [f"OK: {args.file} follows the DSI rules ({summary})"]
+    else:
+        lines = [f"FAIL: {args.file}: {len(violations)} violation(s) ({summary})"]
+        lines += [f"  {v}" for v in violations[: args.show]]
+        if len(violations) > args.show:
+            lines.append(f"  ... and {len(violations) - args.show} more (--show N to see more)")
+    try:
+        out.writelines(f"{line}\n" for line in lines)
+        out.flush()
+    except BrokenPipeError:  # `check FILE | head`: the reader left; the verdict stands
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK if report.ok else EXIT_FAIL
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:

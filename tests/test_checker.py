@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from dsi_ref.checker import (
     CANCEL,
     COMMIT,
+    DRAFT,
     LIFECYCLE,
     MODEL,
     PREFIX,
@@ -258,6 +259,73 @@ def test_missing_draft_cancellation_after_a_rejection() -> None:
     one_violation(
         trace, CANCEL, f"event {rejection} ", f"draft {e['id']} in flight at the rejection"
     )
+
+
+# ----- drafts: what a commit verifies, how many run at once -----------------------
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("alg", ["si", "dsi"])
+def test_draft_done_token_contradicting_the_commit(alg: str, version: int) -> None:
+    """The drafter made token x at position j; the commit says it verified another."""
+    _, trace = run(alg, k=2, servers=2)
+    if version == 1:
+        trace = to_version1(trace)
+    i, c = next((i, e) for i, e in events_of(trace, "commit") if e["source"] == "verify")
+    done = last_draft_done_at(trace, c["pos"], i)
+    done["token"] = (c["draft"] + 1) % trace["vocab_size"]
+    report = check_trace(trace)
+    assert DRAFT in rules(report)
+    want = (
+        f"event {i} (t={c['t']}): {DRAFT}: commit at position {c['pos']} verifies draft "
+        f"{c['draft']}, but the draft done at position {c['pos']} (event "
+    )
+    assert any(v.startswith(want) for v in report.violations), report.violations
+
+
+@pytest.mark.parametrize("alg", ["si", "dsi"])
+def test_speculative_trace_without_draft_events(alg: str) -> None:
+    _, trace = run(alg, k=2, servers=2)
+    verify = [i for i, e in events_of(trace, "commit") if e["source"] == "verify"]
+    trace = to_version1(trace)  # so that task prefixes do not need the drafts
+    trace["events"] = [e for e in trace["events"] if not e["ev"].startswith("draft_")]
+    report = check_trace(trace)
+    assert rules(report) == {DRAFT}, report.violations
+    assert len(report.violations) == len(verify)
+    assert all("but no draft done at position" in v for v in report.violations)
+
+
+@pytest.mark.parametrize("alg", ["si", "dsi"])
+def test_speculative_trace_that_verifies_nothing(alg: str) -> None:
+    """A non-SI run relabelled SI or DSI passes rules 2-7 commit by commit, but an SI
+    or DSI run must verify drafts."""
+    _, trace = run("nonsi", max_tokens=3)
+    assert check_trace(trace).ok
+    trace["algorithm"] = alg
+    one_violation(trace, DRAFT, "end of trace", f"algorithm '{alg}' verifies drafts")
+    if alg == "si":  # one token: SI's only commit is its bonus token, with no draft
+        _, one = run("nonsi", max_tokens=1)
+        one["algorithm"] = "si"
+        assert check_trace(one).ok
+
+
+def test_two_drafts_in_flight() -> None:
+    _, trace = run("dsi", k=2, servers=2)
+    events = trace["events"]
+    i = next(
+        i
+        for i in range(1, len(events))
+        if events[i]["ev"] == "draft_start" and events[i - 1]["ev"] == "draft_done"
+    )
+    events[i - 1], events[i] = events[i], events[i - 1]  # start the next before this ends
+    one_violation(
+        trace,
+        SERVER,
+        f"event {i - 1} ",
+        f"draft {events[i - 1]['id']} started while draft(s) [{events[i]['id']}] are in flight",
+    )
+    trace["drafters"] = 2  # an engine with two drafter instances says so
+    assert check_trace(trace).ok
 
 
 def test_cancel_for_rejection_without_a_rejection() -> None:
@@ -539,10 +607,11 @@ def test_files_that_are_not_json_or_not_objects(tmp_path: Path) -> None:
 
 
 def doc_example() -> Trace:
+    """The first JSON example of docs/trace-format.md: the version-2 one."""
     blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) == 1
+    assert len(blocks) == 2  # version 2, then the same run in version 1
     data = json.loads(blocks[0])
-    assert isinstance(data, dict)
+    assert isinstance(data, dict) and data["version"] == 2
     return data
 
 

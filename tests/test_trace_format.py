@@ -19,6 +19,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from fractions import Fraction as F
 from pathlib import Path
@@ -414,3 +415,38 @@ def test_heatmap_out_directory(tmp_path: Path) -> None:
 
 def test_draft_rule_is_in_the_docs() -> None:
     assert DRAFT in DOC.read_text().replace("**Rule 4 [draft]**", "rule 4 [draft]")
+
+
+BASE_TEXT = json.dumps(record("dsi", 6, seed=2, k=2, servers=2), indent=1)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.data())
+def test_check_on_corrupted_files_exits_0_1_or_2(data: st.DataObject) -> None:
+    """Byte-level damage to a trace file (cut, splice, flipped bytes, inserted text):
+    `check` answers with an exit code, never an exception."""
+    raw = bytearray(BASE_TEXT.encode())
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = data.draw(st.sampled_from(["cut", "flip", "insert", "delete"]))
+        at = data.draw(st.integers(0, len(raw)))
+        if op == "cut":
+            del raw[at:]
+        elif op == "flip" and at < len(raw):
+            raw[at] = data.draw(st.integers(0, 255))
+        elif op == "insert":
+            raw[at:at] = data.draw(
+                st.sampled_from(
+                    [b"NaN", b"1e999", b"-0", b"[[[[", b"9" * 5000, b'"\\ud800"', b"\xff", b"{}"]
+                )
+            )
+        elif op == "delete":
+            del raw[at : at + data.draw(st.integers(1, 50))]
+    fd, name = tempfile.mkstemp(suffix=".json")  # hypothesis and tmp_path do not mix
+    path = Path(name)
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
+    try:
+        out = io.StringIO()
+        assert main(["check", str(path)], out=out) in (0, 1, 2)
+    finally:
+        path.unlink()
