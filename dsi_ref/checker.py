@@ -164,6 +164,7 @@ class _Instant:
     t: Fraction | None = None
     rejections: list[_Rejection] = field(default_factory=list)
     rejection_cancels: list[tuple[int, int]] = field(default_factory=list)  # (index, task)
+    off_chain: list[tuple[int, int]] = field(default_factory=list)  # (index, task)
 
 
 class _Checker:
@@ -321,6 +322,8 @@ class _Checker:
         task = _Task(ev, self.chain.version, base, tail)
         self.tasks[ev.id] = task
         self.live.add(ev.id)
+        if tail:  # tokens not on the chain (yet): they must be by the end of the instant
+            self.now.off_chain.append((i, ev.id))
         if not (0 <= ev.first <= ev.last < self.h.max_tokens):
             self.bad(
                 i,
@@ -572,7 +575,30 @@ class _Checker:
                         f"task {tid} cancelled for 'rejection' at t={now.t}, "
                         "but nothing was rejected then and its tokens agree with the commits",
                     )
+        for idx, tid in now.off_chain:
+            self.check_on_chain(idx, now.t, tid)
         self.now = _Instant(now.t)
+
+    def check_on_chain(self, i: int, t: Fraction | None, tid: int) -> None:
+        """Rule 4 [prefix]: a task's prefix is made of tokens the trace holds (committed or
+        drafted) by the end of the instant it was submitted in, unless it was cancelled."""
+        task = self.tasks[tid]
+        if task.status == "cancelled":
+            return
+        chain = self.chain.tokens
+        for d in range(task.base, task.length):
+            tok = task.tail[d - task.base]
+            if d >= len(chain) or chain[d] != tok:
+                there = f"the chain has {chain[d]}" if d < len(chain) else "nothing"
+                self.bad(
+                    i,
+                    t,
+                    PREFIX,
+                    f"task {tid} is submitted on token {'(none)' if tok < 0 else tok} at "
+                    f"position {d}, but by the end of t={t} nothing committed or drafted it "
+                    f"({there} there)",
+                )
+                return
 
     # ----- end of the trace ---------------------------------------------------
 

@@ -43,7 +43,7 @@ from dsi_ref.randomness import SeededChooser
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.si import run_si
-from dsi_ref.trace import load_trace, to_version1
+from dsi_ref.trace import load_trace, to_version1, to_version2
 from dsi_ref.verify import Verifier
 from dsi_ref.virtual import run_dsi
 
@@ -290,9 +290,12 @@ def test_speculative_trace_without_draft_events(alg: str) -> None:
     trace = to_version1(trace)  # so that task prefixes do not need the drafts
     trace["events"] = [e for e in trace["events"] if not e["ev"].startswith("draft_")]
     report = check_trace(trace)
-    assert rules(report) == {DRAFT}, report.violations
-    assert len(report.violations) == len(verify)
-    assert all("but no draft done at position" in v for v in report.violations)
+    drafts = [v for v in report.violations if DRAFT in v]
+    assert len(drafts) == len(verify)
+    assert all("but no draft done at position" in v for v in drafts)
+    # The tasks' prefixes hold tokens that now nobody drafted: rule 4 [prefix] too.
+    assert rules(report) == {DRAFT, PREFIX}, report.violations
+    assert all("nothing committed or drafted it" in v for v in report.violations if PREFIX in v)
 
 
 @pytest.mark.parametrize("alg", ["si", "dsi"])
@@ -307,6 +310,36 @@ def test_speculative_trace_that_verifies_nothing(alg: str) -> None:
         _, one = run("nonsi", max_tokens=1)
         one["algorithm"] = "si"
         assert check_trace(one).ok
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_task_submitted_on_a_token_nobody_made(version: int) -> None:
+    """A task that already holds the corrected token of a rejection that comes later:
+    at its submission the chain had the draft there, not that token."""
+    for seed in range(30):
+        _, trace = run("dsi", seed, k=2, servers=2, max_tokens=10)
+        v1 = to_version1(trace)
+        rejections = [c for _, c in events_of(v1, "commit") if c["accepted"] is False]
+        for c in rejections:
+            r = c["pos"]
+            subs = [
+                (i, e)
+                for i, e in events_of(v1, "task_submit")
+                if len(e["tokens"]) > r and e["tokens"][r] != c["token"]
+            ]
+            if subs:
+                break
+        else:
+            continue
+        i, sub = subs[0]
+        sub["tokens"][r] = c["token"]
+        trace = v1 if version == 1 else to_version2(v1)
+        report = check_trace(trace)
+        assert PREFIX in rules(report)
+        want = f"task {sub['id']} is submitted on token {c['token']} at position {r}, but"
+        assert any(v.startswith(f"event {i} ") and want in v for v in report.violations)
+        return
+    raise AssertionError("no run had a task built on a rejected draft")
 
 
 def test_two_drafts_in_flight() -> None:
