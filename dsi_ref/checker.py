@@ -236,7 +236,7 @@ class _Checker:
             self.draft_start(i, t, ev)
         elif isinstance(ev, DraftDone):
             if self.draft_end(i, t, ev.id, "done", ev.pos):
-                self.chain.draft_done(self.draft_pos[ev.id], ev.token, i)
+                self.draft_lands(i, t, ev.id, ev.token)
             if not (0 <= ev.token < self.h.vocab_size):
                 self.bad(
                     i, t, LIFECYCLE, f"draft {ev.id} token {ev.token} is outside the vocabulary"
@@ -298,6 +298,21 @@ class _Checker:
                 f"draft {did} done at position {pos}, started at {self.draft_pos[did]}",
             )
         return True
+
+    def draft_lands(self, i: int, t: Fraction, did: int, token: int) -> None:
+        """A finished draft extends the chain: its prefix is committed or drafted tokens."""
+        chain, pos = self.chain, self.draft_pos[did]
+        if chain.committed <= pos <= len(chain.tokens):
+            chain.draft_done(pos, token, i)
+            return
+        where = "is already committed" if pos < chain.committed else "has no prefix"
+        self.bad(
+            i,
+            t,
+            LIFECYCLE,
+            f"draft {did} at position {pos} does not extend the chain: position {pos} "
+            f"{where} ({chain.committed} committed, {len(chain.tokens)} on the chain)",
+        )
 
     # ----- tasks and servers --------------------------------------------------
 

@@ -254,10 +254,18 @@ def test_missing_draft_cancellation_after_a_rejection() -> None:
         raise AssertionError("no run cancelled a draft after a rejection")
     i, rejection = found
     e = trace["events"][i]
-    # The draft finishes instead of being cancelled: well-formed, but rule 5 is broken.
+    # The draft finishes instead of being cancelled: well-formed, but rule 5 is broken,
+    # and the finished draft does not extend the chain the rejection cut (rule 3).
     trace["events"][i] = {"t": e["t"], "ev": "draft_done", "id": e["id"], "token": 0}
-    one_violation(
-        trace, CANCEL, f"event {rejection} ", f"draft {e['id']} in flight at the rejection"
+    report = check_trace(trace)
+    assert rules(report) == {CANCEL, LIFECYCLE}, report.violations
+    assert any(
+        v.startswith(f"event {rejection} ") and f"draft {e['id']} in flight at the rejection" in v
+        for v in report.violations
+    )
+    assert any(
+        v.startswith(f"event {i} ") and f"draft {e['id']} at position" in v
+        for v in report.violations
     )
 
 
@@ -340,6 +348,23 @@ def test_task_submitted_on_a_token_nobody_made(version: int) -> None:
         assert any(v.startswith(f"event {i} ") and want in v for v in report.violations)
         return
     raise AssertionError("no run had a task built on a rejected draft")
+
+
+def test_draft_at_a_position_without_a_prefix() -> None:
+    """A draft moved two positions ahead: the drafter cannot have had its prefix."""
+    _, trace = run("si", k=3)
+    start = events_of(trace, "draft_start")[1][1]
+    j, done = events_of(trace, "draft_done")[1]
+    assert start["id"] == done["id"] and done["pos"] == start["pos"]
+    start["pos"] = done["pos"] = start["pos"] + 2
+    report = check_trace(trace)
+    assert LIFECYCLE in rules(report)
+    assert any(
+        v.startswith(f"event {j} ")
+        and f"draft {done['id']} at position {done['pos']} does not extend the chain: position" in v
+        and "has no prefix" in v
+        for v in report.violations
+    ), report.violations
 
 
 def test_two_drafts_in_flight() -> None:
