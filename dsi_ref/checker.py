@@ -206,12 +206,6 @@ class _Checker:
     def violations(self) -> list[str]:
         return [msg for _, _, msg in sorted(self.found)]
 
-    def prefix(self, n: int) -> list[int | None]:
-        """Committed tokens at positions 0..n-1 (None where a position is missing)."""
-        if n <= len(self.contiguous):
-            return list(self.contiguous[:n])
-        return [self.committed.get(i) for i in range(n)]
-
     # ----- replay -------------------------------------------------------------
 
     def run(self, events: tuple[Event, ...]) -> None:
@@ -422,8 +416,9 @@ class _Checker:
         chain.commit(j, ev.token, i)
         for rule_msg in check_commit_rule(self.h, ev):
             self.bad(i, t, VERIFY, rule_msg)
-        if self.oracle is not None and in_range:
-            for msg in self.oracle.check(self.prefix(j), ev):
+        # Out of order (j past the committed prefix): no model prefix; rule 6 says so.
+        if self.oracle is not None and in_range and j <= len(self.contiguous):
+            for msg in self.oracle.check(self.contiguous[:j], ev):
                 self.bad(i, t, MODEL, msg)
         if j not in self.committed:
             self.committed[j] = ev.token
@@ -470,7 +465,7 @@ class _Checker:
             return self.chain.node_at(i, task.version)[1]
         return task.tail[i - task.base]
 
-    def first_difference(self, task: _Task, j: int, want: Sequence[int | None]) -> int | None:
+    def first_difference(self, task: _Task, j: int, want: Sequence[int]) -> int | None:
         """The lowest d < j where the task's prefix differs from want[d] or has no token."""
         m = min(j, task.base)
         chain = self.chain
@@ -522,8 +517,12 @@ class _Checker:
             )
         if not in_range:
             return  # a prefix of a position that cannot exist has no meaning (nor a bound)
-        want = self.contiguous if j <= len(self.contiguous) else self.prefix(j)
-        bad_at = self.first_difference(task, j, want)
+        n = len(self.contiguous)
+        if j <= n:
+            bad_at = self.first_difference(task, j, self.contiguous)
+        else:  # out of order: position n is not committed, so no prefix of length j matches
+            bad_at = self.first_difference(task, n, self.contiguous)
+            bad_at = n if bad_at is None else bad_at
         if bad_at is not None:
             tok = self.task_token(task, bad_at) if bad_at < task.length else -1
             has = "nothing" if tok < 0 else tok
@@ -533,7 +532,7 @@ class _Checker:
                 PREFIX,
                 f"commit at position {j} cites task {tid} whose tokens[:{j}] differ from the "
                 f"committed tokens at position {bad_at}: task has {has}, committed "
-                f"{want[bad_at]}",
+                f"{self.contiguous[bad_at] if bad_at < n else 'nothing'}",
             )
 
     # ----- end of an instant: cancellations after rejections ------------------

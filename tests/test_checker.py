@@ -489,6 +489,17 @@ def test_absurd_positions_and_lengths_stay_cheap() -> None:
     assert any(
         f"{10**9 - 2} of {10**9} positions were never committed" in v for v in report.violations
     )
+    c["pos"] = 10**9 - 1  # inside the range: its prefix is not built either
+    report = check_trace(trace)
+    assert any(
+        "commit at position 999999999 out of order: position 2 is next" in v
+        for v in report.violations
+    )
+    assert any(
+        "whose tokens[:999999999] differ from the committed tokens at position 2: task has "
+        "nothing, committed nothing" in v
+        for v in report.violations
+    ), report.violations
 
 
 def test_times_decreasing() -> None:
