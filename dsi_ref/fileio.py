@@ -44,12 +44,17 @@ def read_json_file(
 ) -> Any:
     """The JSON document in `path`; raise `error` naming `what`, the file and the problem."""
     name = f"{what} {str(path)!r}"
+
+    def check_kind(mode: int) -> None:
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise error(f"{name} is {kind}")
+
     try:
+        check_kind(os.stat(path).st_mode)  # before open(): opening a FIFO would block
         with open(path, "rb") as f:
             info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-                raise error(f"{name} is {kind}")
+            check_kind(info.st_mode)
             if info.st_size > max_bytes:
                 raise error(f"{name} has {info.st_size} bytes, more than the limit {max_bytes}")
             data = f.read(max_bytes + 1)  # the file may have grown since fstat

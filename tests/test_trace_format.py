@@ -254,7 +254,14 @@ BAD_FILES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("directory", lambda d: d, "is a directory"),
     ("missing", lambda d: d / "nope.json", "cannot read trace file"),
     ("too large", lambda d: _write(d, b" " * 100 + b"{}"), "more than the limit 64"),
+    ("fifo", lambda d: _fifo(d), "is not a regular file"),
 ]
+
+
+def _fifo(d: Path) -> Path:
+    path = d / "pipe.json"
+    os.mkfifo(path)  # reading it would wait for a writer forever
+    return path
 
 
 def _write(d: Path, data: bytes) -> Path:
@@ -450,3 +457,22 @@ def test_check_on_corrupted_files_exits_0_1_or_2(data: st.DataObject) -> None:
         assert main(["check", str(path)], out=out) in (0, 1, 2)
     finally:
         path.unlink()
+
+
+def test_default_tolerance_absorbs_rounding_but_not_a_wrong_model() -> None:
+    """A float trace recomputed elsewhere differs by rounding (Python 3.12's compensated
+    sum() against 3.11's gave up to 8.3e-17 per entry on markov32): shifting every
+    recorded entry by 4 ulps fails rule 8 at tol=0 and passes at the default; the
+    wrong model still fails at the default."""
+    target = random_markov(8, 1, 0, exact=False)
+    trace = record("nonsi", 12)
+    for e in trace["events"]:
+        if e["ev"] == "commit":
+            p = e["p"]
+            for _ in range(4):
+                p[:] = [math.nextafter(x, 1.0) if x > 0 else x for x in p]
+    assert check_trace(trace, target=target).ok
+    strict = check_trace(trace, target=target, tol=0)
+    assert set(strict.summary["violations_by_rule"]) == {"rule 8 [model]"}
+    other = random_markov(8, 1, 1, exact=False)
+    assert not check_trace(trace, target=other).ok
