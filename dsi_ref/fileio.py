@@ -62,6 +62,8 @@ def read_json_file(
         raise error(f"{name} is a directory") from None
     except OSError as e:
         raise error(f"cannot read {name}: {e.strerror or e}") from None
+    except ValueError as e:  # a path with a NUL byte
+        raise error(f"cannot read {name}: {e}") from None
     if len(data) > max_bytes:
         raise error(f"{name} has more than the limit of {max_bytes} bytes")
     if not data.strip():

@@ -258,6 +258,11 @@ BAD_FILES: list[tuple[str, Callable[[Path], Path], str]] = [
 ]
 
 
+def test_a_path_with_a_nul_byte_is_a_trace_error() -> None:
+    with pytest.raises(TraceError, match="embedded null byte"):
+        load_trace("a\x00b.json")
+
+
 def _fifo(d: Path) -> Path:
     path = d / "pipe.json"
     os.mkfifo(path)  # reading it would wait for a writer forever
