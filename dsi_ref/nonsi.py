@@ -29,7 +29,7 @@ def run_nonsi(
     tokens: list[int] = []
     times: list[Fraction] = []
     for i in range(cfg.max_tokens):
-        rec.event(t, "task_submit", id=i, kind="target", tokens=list(tokens), first=i, last=i)
+        rec.event(t, "task_submit", id=i, kind="target", tokens=tokens, first=i, last=i)
         rec.event(t, "task_start", id=i, server=0)
         t += cfg.target_latency.forward(i)
         (p,) = scorer.score(tokens, i, i)

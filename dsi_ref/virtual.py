@@ -120,7 +120,7 @@ def run_dsi(
                     "task_submit",
                     id=cmd.task_id,
                     kind=cmd.kind,
-                    tokens=list(cmd.tokens),
+                    tokens=cmd.tokens,
                     first=cmd.first,
                     last=cmd.last,
                 )

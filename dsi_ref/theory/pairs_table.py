@@ -16,8 +16,10 @@ shorter run, with TTFT and TPOT of both models, at the same lookaheads and P.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dsi_ref.errors import InvalidConfig, show
+from dsi_ref.fileio import read_json_file
 from dsi_ref.theory.offline import dsi_grid, required_servers, si_grid
 
 NUMBER_FIELDS = (
@@ -72,8 +75,12 @@ def _measured(raw: Any, where: str) -> Measured:
         raise InvalidConfig(f"{where}.provenance must be a non-empty string, got {show(prov)}")
     if value is None:
         return Measured(None, prov)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise InvalidConfig(f"{where}.value must be a number or null, got {show(value)}")
+    number = math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):  # a long int; JSON's 1e999 reads as inf
+            number = float(value)
+    if not math.isfinite(number):
+        raise InvalidConfig(f"{where}.value must be a finite number or null, got {show(value)}")
     if not prov.startswith(PROVENANCE_KINDS):
         raise InvalidConfig(
             f"{where}.provenance must start with one of {PROVENANCE_KINDS}, got {show(prov)}"
@@ -106,14 +113,12 @@ def parse_pairs(doc: Any) -> list[Pair]:
 
 def load_pairs(path: Path | None = None) -> list[Pair]:
     """Read a pairs file; None reads the shipped dsi_ref/data/pairs.json."""
+    if path is not None:  # any file: every way it can fail is an InvalidConfig, never a crash
+        return parse_pairs(read_json_file(path, "pairs file", InvalidConfig))
     try:
-        if path is None:
-            text = resources.files("dsi_ref").joinpath("data/pairs.json").read_text()
-        else:
-            text = Path(path).read_text()
-        doc = json.loads(text)
-    except (OSError, json.JSONDecodeError) as e:
-        raise InvalidConfig(f"cannot read pairs file {path!s}: {e}") from None
+        doc = json.loads(resources.files("dsi_ref").joinpath("data/pairs.json").read_text())
+    except (OSError, ValueError) as e:
+        raise InvalidConfig(f"cannot read the shipped pairs file: {e}") from None
     return parse_pairs(doc)
 
 
