@@ -34,6 +34,7 @@ from dsi_ref.randomness import Chooser
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.si import run_si
+from dsi_ref.trace import to_version1
 from dsi_ref.virtual import run_dsi
 from dsi_ref.workers import REFERENCE_PARTS, RunParts
 
@@ -186,13 +187,15 @@ def run_spec(spec: Spec) -> dict[str, Any]:
         traced = run(alg, target, drafter, spec.cfg, record=True, parts=parts)
         if plain.summary() != traced.summary():
             raise AssertionError(f"{spec.name}/{alg}: record=True changed the run")
-        trace = canonical(traced.trace)
+        # The corpus is kept in trace format version 1 (an exact conversion of today's v2).
+        v1 = to_version1(traced.trace) if traced.trace is not None else None
+        trace = canonical(v1)
         res[alg] = {
             "summary": plain.summary(),
             "trace_sha256": hashlib.sha256(trace.encode()).hexdigest(),
             "trace_events": len(traced.trace["events"]) if traced.trace else 0,
             # Full traces only for short runs, to keep the file reviewable.
-            "trace": traced.trace if len(trace) < 40_000 else None,
+            "trace": v1 if len(trace) < 40_000 else None,
         }
     return res
 
