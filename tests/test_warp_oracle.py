@@ -37,10 +37,15 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from fractions import Fraction as F
 
 import pytest
+from lossless_cases import LATENCIES, PAIRS, exact_output_law, exact_target_law
 
+from dsi_ref.config import RunConfig
+from dsi_ref.models import LanguageModel
+from dsi_ref.prob import residual
 from dsi_ref.sampling import SamplingConfig, warp
 
 P = (F(1, 10), F(2, 10), F(3, 10), F(4, 10))
@@ -252,3 +257,97 @@ def test_float_and_exact_paths_agree() -> None:
             ),
         )
         assert got == pytest.approx([float(x) for x in exact], rel=1e-12, abs=1e-15)
+
+
+# ----- losslessness under combined warps, vocabulary >= 3 (exact) ------------------
+# At vocabulary 2 a residual norm(max(0, p - q)) always has one token, and top-k / top-p
+# leave one or two tokens, so whole bug classes (a wrong residual law, a q warped
+# differently from p in a way that only matters with 2+ survivors) cannot show there.
+# Grid: {SI, DSI} x pairs {mix-o1, indep, zeros} x V {3, 4} x 4 combined samplings
+# (top-k = V - 1 with T in {1/2, 2, 1, 1/3} and top-p in {4/5, 2/3, 3/4, 9/10}), n = 3,
+# k = 2, P = 2, prefill latencies (48 instances), plus 6 corners at V = 4, n = 4 and
+# V = 5, n = 3 with other k and P; about 7 s of CPU in all. Each instance must have a
+# context with 2+ residual tokens and truncation (top-k and top-p together) must change
+# its target law; across the grid each single component (temperature, top-k, top-p) must
+# change the law in at least a third of the instances (counted in the grid-size test:
+# temperature 41, top-k 24, top-p 46 of 54), so equality is not met with a component ignored.
+
+SAMPLING_SHAPES: dict[str, tuple[F, F]] = {  # name -> (temperature, top-p); top-k = V - 1
+    "T1/2-p4/5": (F(1, 2), F(4, 5)),
+    "T2-p2/3": (F(2), F(2, 3)),
+    "T1-p3/4": (F(1), F(3, 4)),
+    "T1/3-p9/10": (F(1, 3), F(9, 10)),
+}
+
+
+def combined(shape: str, v: int) -> SamplingConfig:
+    t, p = SAMPLING_SHAPES[shape]
+    return SamplingConfig(temperature=t, top_k=v - 1, top_p=p)
+
+
+COMBINED_GRID = [
+    (alg, pair, v, s, 3, 2, 2)
+    for v in (3, 4)
+    for pair in ("mix-o1", "indep", "zeros")
+    for s in SAMPLING_SHAPES
+    for alg in ("si", "dsi")
+] + [
+    ("si", "mix-o1", 4, "T1/2-p4/5", 4, 3, 1),
+    ("dsi", "mix-o1", 4, "T1/2-p4/5", 4, 3, 3),
+    ("dsi", "indep", 4, "T1-p3/4", 4, 1, 2),
+    ("si", "indep", 5, "T1/3-p9/10", 3, 2, 1),
+    ("dsi", "indep", 5, "T1/3-p9/10", 3, 2, 2),
+    ("dsi", "mix-o1", 5, "T2-p2/3", 3, 3, 4),
+]
+
+
+def _combined_case(
+    pair: str, v: int, sampling: str, n: int, k: int, servers: int
+) -> tuple[LanguageModel, LanguageModel, RunConfig]:
+    target, drafter = PAIRS[pair](v)
+    tl, dl = LATENCIES["prefill"]
+    cfg = RunConfig(
+        max_tokens=n,
+        k=k,
+        servers=servers,
+        sampling=combined(sampling, v),
+        target_latency=tl,
+        drafter_latency=dl,
+    )
+    return target, drafter, cfg
+
+
+def _binds(target: LanguageModel, cfg: RunConfig, part: SamplingConfig) -> bool:
+    return exact_target_law(target, replace(cfg, sampling=part)) != exact_target_law(target, cfg)
+
+
+@pytest.mark.parametrize(
+    ("alg", "pair", "v", "sampling", "n", "k", "servers"),
+    [pytest.param(*c, id="-".join(map(str, c))) for c in COMBINED_GRID],
+)
+def test_combined_warps_are_lossless_exactly(
+    alg: str, pair: str, v: int, sampling: str, n: int, k: int, servers: int
+) -> None:
+    target, drafter, cfg = _combined_case(pair, v, sampling, n, k, servers)
+    cs = cfg.sampling
+    widest = 0
+    for ctx in [(), *((t,) for t in range(v))]:
+        pw, qw = warp(target.next_dist(ctx), cs), warp(drafter.next_dist(ctx), cs)
+        if any(a > b for a, b in zip(pw, qw, strict=True)):
+            widest = max(widest, sum(1 for x in residual(pw, qw) if x > 0))
+    assert widest >= 2, "no context has a residual with two or more tokens"
+    assert _binds(target, cfg, replace(cs, top_k=None, top_p=None))
+    want = exact_target_law(target, cfg)
+    assert exact_output_law(alg, target, drafter, cfg) == want
+
+
+def test_combined_grid_size_and_every_component_binds() -> None:
+    assert len(COMBINED_GRID) == 54
+    counts = {"temperature": 0, "top_k": 0, "top_p": 0}
+    for _, pair, v, sampling, n, k, servers in COMBINED_GRID:
+        target, _, cfg = _combined_case(pair, v, sampling, n, k, servers)
+        cs = cfg.sampling
+        counts["temperature"] += _binds(target, cfg, replace(cs, temperature=F(1)))
+        counts["top_k"] += _binds(target, cfg, replace(cs, top_k=None))
+        counts["top_p"] += _binds(target, cfg, replace(cs, top_p=None))
+    assert min(counts.values()) >= len(COMBINED_GRID) // 3, counts
