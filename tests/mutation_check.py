@@ -188,6 +188,9 @@ def _ops(node: ast.AST) -> Iterator[tuple[str, object]]:
         if not isinstance(stmts, list):
             continue
         for i, st in enumerate(stmts):
+            docstring = isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)
+            if docstring:
+                continue
             if isinstance(st, (ast.Assign, ast.AugAssign, ast.Expr, ast.Continue, ast.Break)):
 
                 def d(n: ast.AST, field: str = field, i: int = i) -> None:

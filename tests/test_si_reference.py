@@ -39,13 +39,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction as F
 
+import pytest
+
 from dsi_ref.config import RunConfig
+from dsi_ref.errors import InvalidDraft
 from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel, MixtureDrafter, random_dist, random_markov
 from dsi_ref.prob import Num
-from dsi_ref.randomness import Key, Purpose, keyed_uniform
+from dsi_ref.randomness import Key, Purpose, SeededChooser, keyed_uniform
 from dsi_ref.sampling import SamplingConfig, warp
 from dsi_ref.si import run_si
+from dsi_ref.verify import Verifier
 
 
 @dataclass
@@ -222,3 +226,23 @@ def test_the_comparison_can_fail() -> None:
             got = run_si(target, drafter, cfg)
             differs += (list(got.tokens), list(got.commit_times)) != (want.tokens, want.times)
         assert differs >= 5, (variant, differs)
+
+
+# ----- the rule's input edges (mutation survivors, docs/verification.md) ------------
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+@pytest.mark.parametrize("draft", [-1, 3, 4])
+def test_a_draft_outside_the_vocabulary_is_refused(draft: int, greedy: bool) -> None:
+    """-1 would index q from the end and 3 (= V) would raise IndexError: both are typed."""
+    v = Verifier(SeededChooser(0), greedy)
+    p = q = (0.25, 0.25, 0.5)
+    with pytest.raises(InvalidDraft, match="out of range"):
+        v.verify(0, p, q, draft)
+
+
+def test_the_edge_drafts_are_accepted() -> None:
+    v = Verifier(SeededChooser(0), False)
+    p = q = (0.25, 0.25, 0.5)
+    assert v.verify(0, p, q, 0) == (0, True)
+    assert v.verify(0, p, q, 2) == (2, True)
