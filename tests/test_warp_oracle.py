@@ -351,3 +351,15 @@ def test_combined_grid_size_and_every_component_binds() -> None:
         counts["top_k"] += _binds(target, cfg, replace(cs, top_k=None))
         counts["top_p"] += _binds(target, cfg, replace(cs, top_p=None))
     assert min(counts.values()) >= len(COMBINED_GRID) // 3, counts
+
+
+def test_top_p_one_keeps_mass_that_rounding_hides() -> None:
+    """top-p = 1 is no truncation, even where a float prefix sum already equals the total.
+
+    0.75 + 0.25 + 1e-30 == 1.0 in floats, so a warp that ran the top-p loop at top-p = 1
+    (mutant `top_p < 1` -> `top_p <= 1`) would stop after two tokens and drop the third.
+    """
+    p = (0.75, 0.25, 1e-30)
+    assert 0.75 + 0.25 + 1e-30 == 1.0
+    assert warp(p, SamplingConfig(top_p=1.0)) == p
+    assert warp(p, SamplingConfig(top_p=1)) == p
