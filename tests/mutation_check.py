@@ -229,6 +229,7 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=1500.0, help="CPU seconds in all")
     ap.add_argument("--timeout", type=float, default=180.0)
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--done", default=None, help="a previous log: skip the mutants it lists")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -249,7 +250,10 @@ def main() -> int:
             print(f"   baseline (unparsed original): {base}", flush=True)
             if base != "SURVIVED":
                 return 1
+            done = Path(args.done).read_text() if args.done else ""
             for desc, line, src in all_mutants:
+                if f"   {rel}:{line}: {desc}: " in done:
+                    continue
                 if spent > args.budget:
                     print(f"   budget spent: stopped before line {line}: {desc}", flush=True)
                     break

@@ -110,7 +110,10 @@ class Driver:
         rng = random.Random(self.seed)
         self._apply(self.sched.start(), None)
         self._check_chain()
+        steps = 0
         while not self.done:
+            steps += 1  # a run makes at most n (k + 2) drafts and as many tasks, per restart
+            assert steps <= 40 * (cfg.max_tokens + 1) * (cfg.k + 2), "runs on without finishing"
             running = [t for t, x in self.tasks.items() if x.server is not None]
             choices: list[int | None] = [*running]
             if self.draft is not None:
