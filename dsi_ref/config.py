@@ -31,6 +31,9 @@ class RunConfig:
     prompt: tuple[int, ...] = ()
     point_mass_proposal: bool = False
     faults: frozenset[Fault] = NO_FAULTS
+    # True: a cancelled pass stops at once (the paper). False: it holds its server (or
+    # the drafter) until it would have ended, as a GPU forward pass does (DSI only).
+    preemptive: bool = True
 
     def __post_init__(self) -> None:
         _positive_int(self.max_tokens, "max_tokens")
@@ -53,6 +56,8 @@ class RunConfig:
             raise InvalidConfig(
                 f"point_mass_proposal must be a bool, got {show(self.point_mass_proposal)}"
             )
+        if not isinstance(self.preemptive, bool):
+            raise InvalidConfig(f"preemptive must be a bool, got {show(self.preemptive)}")
         faults = self.faults
         if isinstance(faults, Fault) or not isinstance(faults, (set, frozenset, list, tuple)):
             raise InvalidConfig(f"faults must be a set of Fault, got {show(faults)}")
