@@ -8,8 +8,8 @@ Contract. A `TokenChain` is append-only: its owner (the scheduler) never changes
 token it holds, so a view of its first `length` tokens shows the same tokens forever,
 however long the chain grows. When the owner must replace tokens (a rejection), it
 makes a new chain with `fork` and appends to that; old views keep seeing the old
-tokens. `fork` shares the old chain's full blocks of `BLOCK` tokens (immutable
-tuples) and copies only the last partial block, so a rejection costs O(n / BLOCK +
+tokens. `fork` shares the old chain's full blocks of `BLOCK` tokens (never changed
+again) and copies only the last partial block, so a rejection costs O(n / BLOCK +
 BLOCK), not O(n).
 
 Readers see a plain `Sequence[int]`: `len`, indexing, iteration, and equality with
@@ -29,13 +29,16 @@ _MASK = BLOCK - 1
 
 
 class TokenChain:
-    """An append-only token list stored as shared full blocks plus a private tail."""
+    """An append-only token list stored in blocks of BLOCK tokens.
 
-    __slots__ = ("_blocks", "_n", "_tail")
+    Every block but the last is full and never changes again, so `fork` shares them;
+    only the last (partial) block is appended to, and `fork` copies it.
+    """
+
+    __slots__ = ("_blocks", "_n")
 
     def __init__(self, tokens: Sequence[int] = ()) -> None:
-        self._blocks: list[tuple[int, ...]] = []
-        self._tail: list[int] = []
+        self._blocks: list[list[int]] = [[]]
         self._n = 0
         for t in tokens:
             self.append(t)
@@ -44,32 +47,46 @@ class TokenChain:
         return self._n
 
     def append(self, token: int) -> None:
-        tail = self._tail
-        tail.append(token)
+        last = self._blocks[-1]
+        if len(last) == BLOCK:
+            last = []
+            self._blocks.append(last)
+        last.append(token)
         self._n += 1
-        if len(tail) == BLOCK:
-            self._blocks.append(tuple(tail))
-            self._tail = []  # a new list: views resolve old indices through _blocks now
 
     def at(self, i: int) -> int:
         """The token at 0 <= i < len (unchecked: views check their own bounds)."""
-        q = i >> _SHIFT
-        blocks = self._blocks
-        return blocks[q][i & _MASK] if q < len(blocks) else self._tail[i & _MASK]
+        return self._blocks[i >> _SHIFT][i & _MASK]
 
     def fork(self, length: int) -> TokenChain:
         """A new chain holding this one's first `length` tokens; this one is unchanged."""
         if not 0 <= length <= self._n:
             raise IndexError(f"fork at {length} of a chain of {self._n} tokens")
         new = TokenChain()
-        full = length >> _SHIFT
-        new._blocks = self._blocks[:full]
-        new._tail = [self.at(i) for i in range(full << _SHIFT, length)]
+        full, part = length >> _SHIFT, length & _MASK
+        blocks = self._blocks
+        new._blocks = blocks[:full]  # full blocks: shared, never appended to again
+        new._blocks.append(blocks[full][:part] if part else [])
         new._n = length
         return new
 
+    def copy_range(self, start: int, stop: int) -> tuple[int, ...]:
+        """The tokens at start..stop-1 (0 <= start <= stop <= len), copied."""
+        if start >= stop:
+            return ()
+        q = start >> _SHIFT
+        if (stop - 1) >> _SHIFT == q:  # one block: a C slice
+            return tuple(self._blocks[q][start & _MASK : ((stop - 1) & _MASK) + 1])
+        at = self.at
+        return tuple([at(i) for i in range(start, stop)])
+
     def view(self, length: int | None = None) -> ChainView:
-        return ChainView(self, self._n if length is None else length)
+        """A view of the first `length` tokens (all of them by default)."""
+        if length is None:
+            return ChainView(self, self._n)
+        if not 0 <= length <= self._n:
+            raise IndexError(f"view of {length} tokens of a chain of {self._n}")
+        return ChainView(self, length)
 
 
 class ChainView(Sequence[int]):
@@ -77,13 +94,15 @@ class ChainView(Sequence[int]):
 
     __slots__ = ("_chain", "_len", "_p", "_prompt")
 
-    def __init__(self, chain: TokenChain, length: int, prompt: tuple[int, ...] = ()) -> None:
-        if not 0 <= length <= len(chain):
-            raise IndexError(f"view of {length} tokens of a chain of {len(chain)}")
+    def __init__(
+        self, chain: TokenChain, length: int, prompt: tuple[int, ...] = (), p: int = 0
+    ) -> None:
+        # Unchecked (p == len(prompt)): built by TokenChain.view, which checks, by
+        # with_prompt and by slicing, valid by construction.
         self._chain = chain
         self._len = length
         self._prompt = prompt
-        self._p = len(prompt)
+        self._p = p
 
     def __len__(self) -> int:
         return self._p + self._len
@@ -96,21 +115,34 @@ class ChainView(Sequence[int]):
 
     def __getitem__(self, i: int | slice) -> int | Sequence[int]:
         n = self._p + self._len
-        if isinstance(i, slice):
+        if type(i) is slice:
+            start = i.start
+            if not self._p and i.stop is None and i.step is None and type(start) is int:
+                # x[a:] (a Markov model's context): one copy of the last tokens
+                if start < 0:
+                    start = n + start if n + start > 0 else 0
+                return self._chain.copy_range(start, n) if start < n else ()
             start, stop, step = i.indices(n)
-            if start == 0 and step == 1:
-                stop = max(stop, 0)
-                if stop >= self._p:
-                    return ChainView(self._chain, stop - self._p, self._prompt)
-                return self._prompt[:stop]
-            return tuple(self[j] for j in range(start, stop, step))
+            if step != 1:
+                return tuple([self[j] for j in range(start, stop, step)])
+            p = self._p
+            if stop < start:
+                stop = start
+            if start == 0 and stop >= p:
+                return ChainView(self._chain, stop - p, self._prompt, p)
+            if start >= p:
+                return self._chain.copy_range(start - p, stop - p)
+            rest = self._chain.copy_range(0, stop - p) if stop > p else ()
+            return self._prompt[start : min(stop, p)] + rest
+        assert isinstance(i, int)
         if i < 0:
             i += n
         if not 0 <= i < n:
             raise IndexError(f"token index {i} outside a chain of {n}")
         if i < self._p:
             return self._prompt[i]
-        return self._chain.at(i - self._p)
+        i -= self._p
+        return self._chain._blocks[i >> _SHIFT][i & _MASK]
 
     def __iter__(self) -> Iterator[int]:
         yield from self._prompt
@@ -130,10 +162,10 @@ class ChainView(Sequence[int]):
         return f"ChainView({list(self)!r})"
 
 
-def with_prompt(prompt: tuple[int, ...], tokens: Sequence[int]) -> Sequence[int]:
-    """prompt + tokens: O(1) for a view without a prompt of its own, else a tuple copy."""
-    if not prompt:
-        return tokens
-    if isinstance(tokens, ChainView) and not tokens._p:
-        return ChainView(tokens._chain, tokens._len, prompt)
-    return prompt + tuple(tokens)
+def with_prompt(prompt: tuple[int, ...], tokens: Sequence[int], length: int) -> Sequence[int]:
+    """prompt + tokens[:length]: O(1) for a view without a prompt of its own, else a copy."""
+    if type(tokens) is ChainView and not tokens._p and length <= tokens._len:
+        if not prompt and length == tokens._len:
+            return tokens
+        return ChainView(tokens._chain, length, prompt, len(prompt))
+    return prompt + tuple(tokens[:length])

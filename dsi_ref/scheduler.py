@@ -304,15 +304,22 @@ class DSIScheduler(Generic[D]):
 
     def start(self) -> list[Command]:
         out: list[Command] = []
-        self._draft_next(out)
         self._progress(out)
         return out
 
     def on_draft_done(self, draft_id: int, token: int, q: D) -> list[Command]:
-        return self.on_events((DraftDone(draft_id, token, q),))
+        """One draft finished (a batch of one: `on_events([DraftDone(...)])`)."""
+        out: list[Command] = []
+        if not self.s.finished and self._take_draft(draft_id, token, q):
+            self._progress(out)
+        return out
 
     def on_task_done(self, task_id: int, dists: Sequence[D]) -> list[Command]:
-        return self.on_events((TaskDone(task_id, dists),))
+        """One task finished (a batch of one: `on_events([TaskDone(...)])`)."""
+        out: list[Command] = []
+        if not self.s.finished and self._take_task(task_id, dists):
+            self._progress(out)
+        return out
 
     def on_server_free(self, server: int) -> list[Command]:
         """The pass of a task cancelled with held=True on `server` has ended."""
@@ -335,7 +342,7 @@ class DSIScheduler(Generic[D]):
             if isinstance(ev, TaskDone):
                 acted |= self._take_task(ev.task_id, ev.dists)
             elif isinstance(ev, DraftDone):
-                acted |= self._take_draft(ev.draft_id, ev.token, ev.q, out)
+                acted |= self._take_draft(ev.draft_id, ev.token, ev.q)
             elif isinstance(ev, ServerFree):
                 acted |= self._take_server(ev.server)
             elif isinstance(ev, DrafterFree):
@@ -343,27 +350,18 @@ class DSIScheduler(Generic[D]):
             else:
                 raise TypeError(f"not a scheduler event: {ev!r}")
         if acted:
-            self._draft_next(out)
             self._progress(out)
         return out
 
     # ----- taking events in (no commit, no dispatch) -------------------------
 
-    def _take_draft(self, draft_id: int, token: int, q: D, out: list[Command]) -> bool:
+    def _take_draft(self, draft_id: int, token: int, q: D) -> bool:
         s = self.s
         if s.draft_inflight is None or s.draft_inflight[0] != draft_id:
             return False  # stale: this draft was cancelled
-        pos = s.draft_inflight[1]
         s.draft_inflight = None
         s.drafts.append((token, q))
         s.chain.append(token)  # the chain now ends at pos: len(s.chain) == pos + 1
-        # A block's pass scores its drafts' positions and the one after; the last
-        # position needs drafts only up to n - 2, so the draft at n - 1 is verified
-        # by that pass while the drafter makes it in parallel (as SI's bonus would).
-        if pos <= self.n - 2 and (pos - s.block_start + 1 == self.k or pos == self.n - 2):
-            first = max(s.block_start, len(s.committed))
-            self._submit("verify", s.chain.view(), first, pos + 1, out)
-            s.block_start = pos + 1
         return True
 
     def _take_task(self, task_id: int, dists: Sequence[D]) -> bool:
@@ -404,10 +402,31 @@ class DSIScheduler(Generic[D]):
         self.s.next_id += 1
         return self.s.next_id - 1
 
+    def _submit_block(self, out: list[Command]) -> None:
+        """Rule 2: submit the verification task of a block whose last draft is in hand.
+
+        A block's pass scores its drafts' positions and the one after; the last
+        position needs drafts only up to n - 2, so the draft at n - 1 is verified
+        by that pass while the drafter makes it in parallel (as SI's bonus would).
+        Drafts already committed are not scored again; a block committed whole needs
+        no pass of its own (rule 3 covers the next position).
+        """
+        s = self.s
+        pos = len(s.chain) - 1  # the last draft
+        if pos < s.block_start or pos > self.n - 2:
+            return
+        if pos - s.block_start + 1 == self.k or pos == self.n - 2:
+            first = max(s.block_start, len(s.committed))
+            if first <= pos:
+                self._submit("verify", s.chain.view(), first, pos + 1, out)
+            s.block_start = pos + 1
+
     def _draft_next(self, out: list[Command]) -> None:
         s = self.s
+        if s.draft_inflight is not None or s.drafter_held:
+            return
         pos = len(s.chain)
-        if s.draft_inflight is None and pos < self.n and not s.drafter_held:
+        if pos < self.n:
             did = self._new_id()
             s.draft_inflight = (did, pos)
             self.counters.drafter_forwards += 1
@@ -440,11 +459,15 @@ class DSIScheduler(Generic[D]):
         return False
 
     def _progress(self, out: list[Command]) -> None:
+        """Act on what was taken in: commit, then draft, cancel, submit and dispatch."""
         self._commit_ready(out)
         s = self.s
         if len(s.committed) >= self.n:
             self._finish(out)
             return
+        # After the commits, so no block or draft is started and cancelled in one instant.
+        self._submit_block(out)
+        self._draft_next(out)
         self._drop_useless(out)
         c = len(s.committed)
         if c not in s.p_avail and not self._covered(c):
@@ -483,8 +506,7 @@ class DSIScheduler(Generic[D]):
             for tid in list(s.tasks):
                 self._cancel(tid, "rejection", out)
         self._cancel_draft(out)
-        s.block_start = c
-        self._draft_next(out)
+        s.block_start = c  # _progress starts the draft of c after the commits
 
     def _cancel_draft(self, out: list[Command]) -> None:
         s = self.s

@@ -143,33 +143,51 @@ def run_dsi(
                     last=cmd.last,
                 )
 
+    def finish(kind: int, ident: int) -> Event | None:
+        """The event of the pass (kind, ident) ending now, or None if nothing happens."""
+        job = live.pop((kind, ident), None)
+        if job is None:
+            worker = held.pop((kind, ident), None)
+            if worker is None:
+                return None  # cancelled and preempted: nothing happens at its end
+            return DrafterFree() if worker < 0 else ServerFree(worker)  # free again
+        if type(job) is StartDraft:
+            token, q = draft_worker.draft(job.tokens, job.position)
+            if tracing:
+                rec.event(now(), "draft_done", id=ident, token=token)
+            return DraftDone(ident, token, q)
+        assert isinstance(job, StartTask)
+        dists = scorer.score(job.tokens, job.first, job.last)
+        if tracing:
+            rec.event(now(), "task_done", id=ident)
+        return TaskDone(ident, dists)
+
     execute(sched.start())
-    batch: list[Event] = []
     while not done:
         if not heap:
             raise RuntimeError("DSI scheduler stalled with no work in flight")  # a bug, not input
-        tick = end = heap[0][0]
-        while heap and heap[0][0] == end:  # every event due at `end`: one batch
-            _, _, kind, ident = heapq.heappop(heap)
-            job = live.pop((kind, ident), None)
-            if job is None:
-                worker = held.pop((kind, ident), None)
-                if worker is not None:  # a cancelled pass ends: its worker is free again
-                    batch.append(DrafterFree() if worker < 0 else ServerFree(worker))
-                continue  # else cancelled and preempted: nothing happens at its end
-            if isinstance(job, StartDraft):
+        tick, _, kind, ident = heapq.heappop(heap)
+        if not heap or heap[0][0] != tick:  # the only event due now (the common case)
+            job = live.get((kind, ident))
+            if type(job) is StartDraft:  # fast path: no event object
+                del live[(kind, ident)]
                 token, q = draft_worker.draft(job.tokens, job.position)
                 if tracing:
                     rec.event(now(), "draft_done", id=ident, token=token)
-                batch.append(DraftDone(ident, token, q))
-            else:
-                dists = scorer.score(job.tokens, job.first, job.last)
-                if tracing:
-                    rec.event(now(), "task_done", id=ident)
-                batch.append(TaskDone(ident, dists))
-        if batch:
-            execute(sched.on_events(batch))
-            batch = []
+                execute(sched.on_draft_done(ident, token, q))
+                continue
+            ev = finish(kind, ident)
+            if ev is not None:
+                execute(sched.on_events((ev,)))
+            continue
+        # Several events due now: hand them over as one batch (module docstring).
+        batch = [finish(kind, ident)]
+        while heap and heap[0][0] == tick:
+            _, _, kind, ident = heapq.heappop(heap)
+            batch.append(finish(kind, ident))
+        events = [ev for ev in batch if ev is not None]
+        if events:
+            execute(sched.on_events(events))
     c = sched.counters
     tokens = sched.committed
     return RunResult("dsi", tokens, now(), tuple(times), c, rec.finish(tokens, now()))
