@@ -298,3 +298,23 @@ def test_per_position_cost() -> None:
         Latency(F(1), F(1), 0.5)  # type: ignore[arg-type]
     with pytest.raises(InvalidConfig, match="'yes'"):
         RunConfig(4, preemptive="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("per_position", [F(0), F(1, 4)])
+def test_exact_forms_price_positions(per_position: F) -> None:
+    """The SI DP and the DSI renewal DP equal the 2^S definition with per_position > 0
+    (SI's pass over i..i+m costs base + m * per_position); the DSI DP refuses
+    non-preemptive runs, whose rejections do not free every worker at once."""
+    from dsi_ref.theory.event import brute_force_poly, dsi_poly, si_poly
+
+    tl = Latency(F(3, 2), F(1), per_position)
+    for k in (1, 2, 3):
+        cfg = RunConfig(5, k, 2, target_latency=tl, drafter_latency=Latency.of("1/3"))
+        assert si_poly(cfg) == brute_force_poly("si", cfg)
+        assert dsi_poly(cfg) == brute_force_poly("dsi", cfg)
+    all_accept = run_pattern("si", [True] * 3, RunConfig(3, 2, target_latency=tl))
+    # two drafts (1/10 each) and one pass scoring 0..2: TTFT + 2 per_position
+    assert all_accept.latency == F(2, 10) + F(3, 2) + 2 * per_position
+    non = RunConfig(5, 2, 2, target_latency=tl, preemptive=False)
+    with pytest.raises(InvalidConfig, match="preemptive=False"):
+        dsi_poly(non)
