@@ -11,12 +11,15 @@ The rules, in the order they act:
    drafted: one target pass over committed + drafts scoring the block's
    positions and the one after it. The block is cut short at position n - 2:
    scoring the last position n - 1 needs drafts only up to n - 2, and the draft
-   at n - 1 is made while that pass runs.
+   at n - 1 is made while that pass runs. It is submitted after the commits of
+   that instant and skips drafts already committed (a block committed whole
+   needs no pass: rule 3 covers the next position).
 3. A *target-only task* on the committed prefix is submitted whenever the prefix
    grows (or at the start) and no finished task has already given the next
    position's p and no live task will give it as quickly as a target-only task
-   (a pass that scores position 0 is a prefill and counts as slower). This chain
-   is what makes DSI never slower than non-SI.
+   (pass costs are compared: a pass that scores position 0 is a prefill, and with
+   a per-position cost a pass scoring more positions is slower). This chain is
+   what makes DSI never slower than non-SI.
 4. When a task finishes, its p's are stored and positions are verified in order
    as long as both p and the draft at the next position are in hand. Every
    position's token is the speculative-sampling rule applied to (p, q, draft)
@@ -27,7 +30,7 @@ The rules, in the order they act:
    p's beyond it are dropped, and drafting restarts after the new token.
 6. Tasks wait in a queue when all P servers are busy. Queue discipline: the task
    whose first still-needed position is smallest goes first (ties: the cheaper
-   pass, i.e. not a prefill; then the one that covers more positions; then
+   pass; then the one that covers more positions; then
    submission order), because only the lowest
    uncommitted position can unblock a commit. Tasks that can no longer yield a
    needed position are cancelled, running or queued.
