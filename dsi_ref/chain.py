@@ -35,16 +35,16 @@ class TokenChain:
     only the last (partial) block is appended to, and `fork` copies it.
     """
 
-    __slots__ = ("_blocks", "_n")
+    __slots__ = ("_blocks", "n")
 
     def __init__(self, tokens: Sequence[int] = ()) -> None:
         self._blocks: list[list[int]] = [[]]
-        self._n = 0
+        self.n = 0  # the length (read it, never set it: the owner only appends)
         for t in tokens:
             self.append(t)
 
     def __len__(self) -> int:
-        return self._n
+        return self.n
 
     def append(self, token: int) -> None:
         last = self._blocks[-1]
@@ -52,7 +52,7 @@ class TokenChain:
             last = []
             self._blocks.append(last)
         last.append(token)
-        self._n += 1
+        self.n += 1
 
     def at(self, i: int) -> int:
         """The token at 0 <= i < len (unchecked: views check their own bounds)."""
@@ -60,14 +60,14 @@ class TokenChain:
 
     def fork(self, length: int) -> TokenChain:
         """A new chain holding this one's first `length` tokens; this one is unchanged."""
-        if not 0 <= length <= self._n:
-            raise IndexError(f"fork at {length} of a chain of {self._n} tokens")
+        if not 0 <= length <= self.n:
+            raise IndexError(f"fork at {length} of a chain of {self.n} tokens")
         new = TokenChain()
         full, part = length >> _SHIFT, length & _MASK
         blocks = self._blocks
         new._blocks = blocks[:full]  # full blocks: shared, never appended to again
         new._blocks.append(blocks[full][:part] if part else [])
-        new._n = length
+        new.n = length
         return new
 
     def copy_range(self, start: int, stop: int) -> tuple[int, ...]:
@@ -83,9 +83,9 @@ class TokenChain:
     def view(self, length: int | None = None) -> ChainView:
         """A view of the first `length` tokens (all of them by default)."""
         if length is None:
-            return ChainView(self, self._n)
-        if not 0 <= length <= self._n:
-            raise IndexError(f"view of {length} tokens of a chain of {self._n}")
+            return ChainView(self, self.n)
+        if not 0 <= length <= self.n:
+            raise IndexError(f"view of {length} tokens of a chain of {self.n}")
         return ChainView(self, length)
 
 
@@ -121,7 +121,12 @@ class ChainView(Sequence[int]):
                 # x[a:] (a Markov model's context): one copy of the last tokens
                 if start < 0:
                     start = n + start if n + start > 0 else 0
-                return self._chain.copy_range(start, n) if start < n else ()
+                if start >= n:
+                    return ()
+                q = start >> _SHIFT
+                if (n - 1) >> _SHIFT == q:  # within one block: one C slice
+                    return tuple(self._chain._blocks[q][start & _MASK : ((n - 1) & _MASK) + 1])
+                return self._chain.copy_range(start, n)
             start, stop, step = i.indices(n)
             if step != 1:
                 return tuple([self[j] for j in range(start, stop, step)])

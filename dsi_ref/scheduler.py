@@ -77,7 +77,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Generic, TypeVar
 
-from dsi_ref.chain import TokenChain
+from dsi_ref.chain import ChainView, TokenChain
 from dsi_ref.config import RunConfig
 from dsi_ref.faults import NO_FAULTS, Fault
 from dsi_ref.result import Counters
@@ -196,6 +196,7 @@ class _Task:
     tokens: Sequence[int]
     first: int
     last: int
+    cost: int  # DSIScheduler._cost(first, last)
     server: int | None = None
 
 
@@ -415,31 +416,31 @@ class DSIScheduler(Generic[D]):
         no pass of its own (rule 3 covers the next position).
         """
         s = self.s
-        pos = len(s.chain) - 1  # the last draft
+        pos = s.chain.n - 1  # the last draft
         if pos < s.block_start or pos > self.n - 2:
             return
         if pos - s.block_start + 1 == self.k or pos == self.n - 2:
             first = max(s.block_start, len(s.committed))
             if first <= pos:
-                self._submit("verify", s.chain.view(), first, pos + 1, out)
+                self._submit("verify", ChainView(s.chain, pos + 1), first, pos + 1, out)
             s.block_start = pos + 1
 
     def _draft_next(self, out: list[Command]) -> None:
         s = self.s
         if s.draft_inflight is not None or s.drafter_held:
             return
-        pos = len(s.chain)
+        pos = s.chain.n
         if pos < self.n:
             did = self._new_id()
             s.draft_inflight = (did, pos)
             self.counters.drafter_forwards += 1
-            out.append(StartDraft(did, pos, s.chain.view()))
+            out.append(StartDraft(did, pos, ChainView(s.chain, pos)))
 
     def _submit(
         self, kind: str, tokens: Sequence[int], first: int, last: int, out: list[Command]
     ) -> None:
         tid = self._new_id()
-        self.s.tasks[tid] = _Task(tid, kind, tokens, first, last)
+        self.s.tasks[tid] = _Task(tid, kind, tokens, first, last, self._cost(first, last))
         if kind == "target":
             self.counters.target_only_tasks += 1
         self.queue.append(tid)
@@ -451,13 +452,9 @@ class DSIScheduler(Generic[D]):
 
     def _covered(self, pos: int, exclude: int | None = None) -> bool:
         """Will a live task yield p at `pos` no later than a target-only task would?"""
-        cost = self._cost(pos, pos)
+        cost = self._base[pos != 0]  # a one-position pass: self._cost(pos, pos)
         for t in self.s.tasks.values():
-            if (
-                t.task_id != exclude
-                and t.first <= pos <= t.last
-                and self._cost(t.first, t.last) <= cost
-            ):
+            if t.task_id != exclude and t.first <= pos <= t.last and t.cost <= cost:
                 return True
         return False
 
@@ -474,7 +471,7 @@ class DSIScheduler(Generic[D]):
         self._drop_useless(out)
         c = len(s.committed)
         if c not in s.p_avail and not self._covered(c):
-            self._submit("target", s.chain.view(c), c, c, out)
+            self._submit("target", ChainView(s.chain, c), c, c, out)
         self._dispatch(out)
 
     def _commit_ready(self, out: list[Command]) -> None:
@@ -551,7 +548,7 @@ class DSIScheduler(Generic[D]):
                 self.queue,
                 key=lambda i: (
                     max(tasks[i].first, c),
-                    self._cost(tasks[i].first, tasks[i].last),
+                    tasks[i].cost,
                     -tasks[i].last,
                     i,
                 ),
