@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dsi_ref.virtual
+import dsi_ref.workers
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
 from dsi_ref.models import random_markov
@@ -66,7 +66,7 @@ class _OneByOne(_Permuting):
 @contextmanager
 def _permuting(seed: int, cls: type[_Permuting] = _Permuting) -> Iterator[None]:
     _Permuting.rng = random.Random(seed)
-    with mock.patch.object(dsi_ref.virtual, "DSIScheduler", cls):
+    with mock.patch.object(dsi_ref.workers, "DSIScheduler", cls):
         yield
 
 
