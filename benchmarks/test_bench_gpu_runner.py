@@ -23,6 +23,7 @@ from dsi_ref.sampling import SamplingConfig  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
 from gpu_runner.passes import Waits  # noqa: E402
 from gpu_runner.predict import predict  # noqa: E402
+from gpu_runner.tiny import random_llama  # noqa: E402
 
 torch.set_num_threads(1)
 TARGET_LAT = Latency.of("0.05", "0.03", "target")
@@ -33,17 +34,15 @@ K = 3
 
 
 def _models() -> tuple[torch.nn.Module, torch.nn.Module]:
-    cfg = transformers.LlamaConfig(
+    m = random_llama(
+        0,
         vocab_size=32,
         hidden_size=16,
         intermediate_size=32,
         num_hidden_layers=1,
         num_attention_heads=2,
         num_key_value_heads=1,
-        max_position_embeddings=256,
     )
-    torch.manual_seed(0)
-    m = transformers.LlamaForCausalLM(cfg).eval()
     return m, m
 
 

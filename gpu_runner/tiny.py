@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel
@@ -33,6 +34,27 @@ def load_tiny_pair(
         load_model(target_dir, dtype=dtype, device=device),
         load_model(drafter_dir, dtype=dtype, device=device),
     )
+
+
+def random_llama(
+    seed: int,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    max_positions: int = 256,
+    **shape: int,
+) -> LlamaForCausalLM:
+    """A random-weight Llama of `shape` (hidden_size, num_hidden_layers, vocab_size, ...).
+
+    Built on `device` (a 7B model initialised on the host takes minutes), in eval mode;
+    the global torch RNG of the host is left as it was.
+    """
+    settings: dict[str, Any] = {"max_position_embeddings": max_positions, **shape}
+    config = LlamaConfig(**settings)
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    return model.to(dtype).eval()
 
 
 def small_vocab_config(vocab: int) -> LlamaConfig:

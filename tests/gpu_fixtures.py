@@ -7,23 +7,24 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from gpu_runner.tiny import random_llama  # noqa: E402
+
 torch.set_num_threads(1)  # 2 busy cores: intra-op threads make a 1 ms forward take 100 ms
 
 VOCAB = 32
 
 
 def llama(seed: int, hidden: int, layers: int = 2, vocab: int = VOCAB) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    cfg = transformers.LlamaConfig(
+    return random_llama(
+        seed,
+        dtype=torch.float64,
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=2 * hidden,
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
     )
-    return transformers.LlamaForCausalLM(cfg).to(torch.float64).eval()
 
 
 def pair() -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -33,6 +33,7 @@ from dsi_ref.latency import Latency
 from gpu_runner.api import RunnerConfig, run
 from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.predict import fitted_latency, predict
+from gpu_runner.tiny import random_llama
 
 SHAPES: dict[str, dict[str, int]] = {
     # Llama-2-7B and a ~100M drafter of the same family (vocabulary 32000).
@@ -80,11 +81,7 @@ SHAPES: dict[str, dict[str, int]] = {
 
 
 def build(shape: str, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-    cfg = transformers.LlamaConfig(max_position_embeddings=4096, **SHAPES[shape])
-    torch.manual_seed(0)
-    with torch.device(device):  # initialise on the device: a 7B init on the host takes minutes
-        model = transformers.LlamaForCausalLM(cfg).to(dtype)
-    return model.eval()
+    return random_llama(0, dtype=dtype, device=device, max_positions=4096, **SHAPES[shape])
 
 
 def sync(device: torch.device) -> None:
