@@ -56,7 +56,8 @@ def random_llama(
         model = LlamaForCausalLM(config)
     moved: Any = model
     moved.to(dtype)  # in place, as Module.to does
-    return model.eval()
+    moved.eval()
+    return model
 
 
 def small_vocab_config(vocab: int) -> LlamaConfig:
