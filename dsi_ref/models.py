@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Protocol, runtime_checkable
 
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, VocabularyMismatch, show
-from dsi_ref.prob import Dist, Num, check_dist
+from dsi_ref.prob import Dist, Num, check_dist, check_model_output
 
 
 @runtime_checkable
@@ -25,10 +25,37 @@ class LanguageModel(Protocol):
     def next_dist(self, prefix: Sequence[int]) -> Dist: ...
 
 
-def _check_vocab(v: object) -> int:
+def _check_vocab(v: object, whose: str = "") -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise InvalidConfig(f"vocabulary size must be an int >= 1, got {show(v)}")
+        raise InvalidConfig(f"{whose}vocabulary size must be an int >= 1, got {show(v)}")
     return v
+
+
+def prefix_text(prefix: Sequence[int]) -> str:
+    """'at position n (prefix ...)': where in a sequence a model was asked, for messages."""
+    n = len(prefix)
+    shown = f"{show(tuple(prefix))}" if n <= 8 else f"(..., {', '.join(map(show, prefix[-8:]))})"
+    return f"at position {n} (prefix {shown})"
+
+
+def model_name(model: object) -> str:
+    """How messages name a model: its `name` attribute if it has one, else its class."""
+    name = getattr(model, "name", None)
+    return repr(name) if isinstance(name, str) else type(model).__name__
+
+
+def check_model(model: object, role: str = "model") -> int:
+    """Check that `model` implements LanguageModel with a valid vocab_size; return the size.
+
+    Models are user code: this is where a run meets them, so a broken one is named here
+    rather than failing deep inside an algorithm.
+    """
+    if not isinstance(model, LanguageModel):
+        raise InvalidConfig(
+            f"{role} must be a LanguageModel (vocab_size, state(prefix), next_dist(prefix)), "
+            f"got {show(model)}"
+        )
+    return _check_vocab(model.vocab_size, f"{role} {model_name(model)}: ")
 
 
 def _check_order(order: object) -> int:
@@ -128,11 +155,9 @@ class MixtureDrafter:
             or not (0 <= noise <= 1)  # also false for NaN
         ):
             raise InvalidConfig(f"noise weight must be a number in [0, 1], got {show(noise)}")
-        if not isinstance(target, LanguageModel):
-            raise InvalidConfig(f"MixtureDrafter needs a LanguageModel target, got {show(target)}")
+        vocab = check_model(target, "MixtureDrafter target")
         self.target = target
         self.noise = noise
-        vocab = target.vocab_size
         self.r = _table_dist(r, vocab, "noise distribution")
         self._cache: dict[Hashable, Dist] = {}
 
@@ -147,7 +172,11 @@ class MixtureDrafter:
         s = self.target.state(prefix)
         d = self._cache.get(s)
         if d is None:
-            p = self.target.next_dist(prefix)
+            p = check_model_output(
+                self.target.next_dist(prefix),
+                len(self.r),
+                lambda: f"MixtureDrafter target {model_name(self.target)} {prefix_text(prefix)}",
+            )
             w = 1 - self.noise
             d = tuple(w * a + self.noise * b for a, b in zip(p, self.r, strict=True))
             self._cache[s] = d
@@ -182,8 +211,7 @@ def random_markov(
 
 
 def check_pair(target: LanguageModel, drafter: LanguageModel) -> None:
-    if target.vocab_size != drafter.vocab_size:
-        raise VocabularyMismatch(
-            f"target vocabulary size {target.vocab_size} != drafter vocabulary size "
-            f"{drafter.vocab_size}"
-        )
+    vt = check_model(target, "target")
+    vd = check_model(drafter, "drafter")
+    if vt != vd:
+        raise VocabularyMismatch(f"target vocabulary size {vt} != drafter vocabulary size {vd}")
