@@ -75,3 +75,10 @@ class RunConfig:
                 raise InvalidConfig(f"faults must hold Fault members, got {show(f)}")
         object.__setattr__(self, "prompt", tuple(self.prompt))
         object.__setattr__(self, "faults", frozenset(faults))
+
+
+def check_run_config(cfg: object) -> RunConfig:
+    """`cfg` if it is a RunConfig (validated when it was built); InvalidConfig otherwise."""
+    if not isinstance(cfg, RunConfig):
+        raise InvalidConfig(f"cfg must be a RunConfig, got {show(cfg)}")
+    return cfg

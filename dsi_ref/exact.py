@@ -88,9 +88,7 @@ class _PathChooser:
     def bernoulli(self, key: Key, prob: Fraction | float) -> bool:
         self.calls += 1
         if not isinstance(prob, Fraction):
-            raise EnumerationError(
-                f"exact enumeration needs a Fraction, got {show(prob)} at {key}"
-            )
+            raise EnumerationError(f"exact enumeration needs a Fraction, got {show(prob)} at {key}")
         p = min(max(prob, _ZERO), _ONE)  # U < prob: as SeededChooser answers it
         return self._take(key, [_ZERO, p, _ONE], True) == 0
 
@@ -102,7 +100,7 @@ class _PathChooser:
 
 
 DEFAULT_MAX_PATHS = 100_000
-DEFAULT_MAX_CALLS = 2_000_000
+DEFAULT_MAX_CALLS = 1_000_000
 
 
 def _check_limit(value: object, name: str) -> int:
@@ -120,7 +118,8 @@ def exact_law(
 
     Guards: more than `max_paths` paths, or more than `max_calls` random questions over
     all paths together (the work), raise EnumerationError. The defaults stop a too-large
-    instance within about a minute on one core; raise them for a bigger one knowingly.
+    instance within about half a minute of one core (the test suite's largest instance asks
+    ~120k questions); raise them for a bigger instance knowingly.
     """
     if not callable(run):
         raise InvalidConfig(f"exact_law needs a callable run(chooser), got {show(run)}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from dsi_ref.config import RunConfig
-from dsi_ref.models import LanguageModel
+from dsi_ref.config import RunConfig, check_run_config
+from dsi_ref.models import LanguageModel, check_model
 from dsi_ref.randomness import Chooser, SeededChooser
 from dsi_ref.result import Counters, RunResult
 from dsi_ref.trace import TraceRecorder
@@ -20,7 +20,8 @@ def run_nonsi(
     record: bool = False,
     chooser: Chooser | None = None,
 ) -> RunResult:
-    check_prompt(cfg.prompt, target.vocab_size)
+    check_run_config(cfg)
+    check_prompt(cfg.prompt, check_model(target, "target"))
     verifier = Verifier(chooser or SeededChooser(cfg.seed), cfg.sampling.greedy, cfg.faults)
     scorer = TargetScorer(target, cfg.sampling, cfg.prompt)
     rec = TraceRecorder(record, "nonsi", cfg, target.vocab_size)

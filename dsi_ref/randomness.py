@@ -11,12 +11,13 @@ in `dsi_ref.exact` tracks the interval U is known to lie in, exactly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from enum import IntEnum
 from typing import NamedTuple, Protocol
 
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, show
-from dsi_ref.prob import InverseCDF, Num, check_dist, inverse_cdf
+from dsi_ref.prob import FLOAT_SUM_TOL, InverseCDF, Num, check_dist, inverse_cdf
 
 
 class Purpose(IntEnum):
@@ -61,9 +62,16 @@ def keyed_uniform(seed: int, key: Key) -> float:
     """
     h = _mix64((seed & _MASK) ^ _mix64((key.position << 3) | int(key.purpose)))
     rest = seed >> 64
+    if rest > _MASK:  # seeds >= 2**128 (rare): one more round per further 64 bits
+        return _wide(h, rest)
+    h = _mix64(h ^ rest)
+    return (h >> 11) * (1.0 / (1 << 53))
+
+
+def _wide(h: int, rest: int) -> float:
     h = _mix64(h ^ (rest & _MASK))
     rest >>= 64
-    while rest:  # seeds >= 2**128: one more round per 64 bits
+    while rest:
         h = _mix64(h ^ (rest & _MASK) ^ 0xD6E8FEB86659FD93)
         rest >>= 64
     return (h >> 11) * (1.0 / (1 << 53))
@@ -113,5 +121,10 @@ def _checked_weights(key: Key, weights: Sequence[Num]) -> Sequence[Num]:
     Checked once per distinct tuple (SeededChooser caches by identity), so the cost is a
     pass over the weights when they are first seen.
     """
+    try:  # fast path, C speed: NaN and inf make the sum miss 1, negatives show in min
+        if min(weights) >= 0 and abs(math.fsum(weights) - 1.0) <= FLOAT_SUM_TOL:
+            return weights
+    except (TypeError, ValueError):  # not numbers, or empty: the full check says which
+        pass
     check_dist(weights, f"choice weights at key {tuple(key)}")
     return weights

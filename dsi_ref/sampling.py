@@ -46,7 +46,8 @@ class SamplingConfig:
             raise InvalidConfig(
                 f"temperature must be > 0 when sampling, got {show(t)} (use greedy=True for argmax)"
             )
-        if not self.greedy and not (MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
+        exact_t = Fraction(repr(t)) if isinstance(t, float) else t  # 1e-6 means 10**-6
+        if not self.greedy and not (MIN_TEMPERATURE <= exact_t <= MAX_TEMPERATURE):
             raise InvalidConfig(
                 f"temperature must lie in [{show(MIN_TEMPERATURE)}, {show(MAX_TEMPERATURE)}] "
                 f"when sampling, got {show(t)} (use greedy=True for argmax)"
