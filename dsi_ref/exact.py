@@ -132,7 +132,13 @@ def exact_law(
     while True:
         chooser = _PathChooser(script)
         outcome = run(chooser)
-        law[outcome] = law.get(outcome, _ZERO) + chooser.probability()
+        try:
+            law[outcome] = law.get(outcome, _ZERO) + chooser.probability()
+        except TypeError:  # the law is a dict keyed by outcomes
+            raise InvalidConfig(
+                f"run(chooser) must return a hashable outcome (a tuple, not a list), "
+                f"got {show(outcome)}"
+            ) from None
         paths += 1
         calls += chooser.calls
         if paths > max_paths:

@@ -183,6 +183,9 @@ class MixtureDrafter:
         return d
 
 
+RANDOM_MARKOV_MAX_ENTRIES = 10**7
+
+
 def random_dist(rng: random.Random, vocab: int, exact: bool, denom: int = 12) -> Dist:
     """A random full-support distribution; Fractions with small denominators if exact."""
     if exact:
@@ -197,9 +200,24 @@ def random_dist(rng: random.Random, vocab: int, exact: bool, denom: int = 12) ->
 def random_markov(
     vocab: int, order: int, seed: int, exact: bool = False, name: str = "markov"
 ) -> MarkovModel:
-    """A Markov model with a random distribution for every context up to `order`."""
+    """A Markov model with a random distribution for every context up to `order`.
+
+    The table has vocab * (1 + vocab + ... + vocab**order) entries; more than
+    RANDOM_MARKOV_MAX_ENTRIES is refused (it would take minutes and gigabytes to build).
+    """
     _check_vocab(vocab)
     _check_order(order)
+    entries, width = 0, 1
+    for _ in range(order + 1):
+        entries += width * vocab
+        width *= vocab
+        if entries > RANDOM_MARKOV_MAX_ENTRIES:
+            raise InvalidConfig(
+                f"random_markov(vocab={show(vocab)}, order={show(order)}) would tabulate more "
+                f"than {RANDOM_MARKOV_MAX_ENTRIES} probabilities; lower the vocabulary or order"
+            )
+    if isinstance(seed, bool) or not isinstance(seed, (int, str, bytes)):
+        raise InvalidConfig(f"random_markov seed must be an int, got {show(seed)}")
     rng = random.Random(seed)
     table: dict[tuple[int, ...], Dist] = {}
     contexts: list[tuple[int, ...]] = [()]

@@ -44,7 +44,7 @@ from dsi_ref.randomness import Key, Purpose, SeededChooser, keyed_uniform
 from dsi_ref.sampling import SamplingConfig, WarpedModel
 from dsi_ref.si import run_si
 from dsi_ref.theory.heatmap import compute, grid_values
-from dsi_ref.theory.pairs_table import parse_pairs
+from dsi_ref.theory.pairs_table import evaluate, parse_pairs, predict
 from dsi_ref.trace import load_trace
 from dsi_ref.verify import Verifier
 from dsi_ref.virtual import run_dsi
@@ -454,6 +454,16 @@ CASES: list[Case] = [
         _pairs_value("target_ttft_ms", 1e12),
         InvalidConfig,
         "1000000000000.0",
+    ),
+    ("table-predict-kmax-huge", lambda: predict(0.5, 0.1, kmax=10**9), InvalidConfig, "1000000000"),
+    ("table-predict-rate-nan", lambda: predict(NAN, 0.1), InvalidConfig, "nan"),
+    ("table-event-tokens-huge", lambda: evaluate([], event_tokens=10**6), InvalidConfig, "1000000"),
+    ("random-markov-huge", lambda: random_markov(1000, 3, seed=0), InvalidConfig, "vocab=1000"),
+    (
+        "exact-law-unhashable-outcome",
+        lambda: exact_law(lambda ch: [ch.choice(Key(0, Purpose.DRAFT), HALF)]),
+        InvalidConfig,
+        "[0]",
     ),
 ]
 

@@ -158,9 +158,36 @@ class Prediction:
         return self.t_nonsi / self.t_dsi
 
 
+KMAX_MAX = 200
+S_MAX = 100_000
+EVENT_TOKENS_MAX = 200
+
+
+def _bounded(value: object, name: str, lo: int, hi: int | None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
+        span = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise InvalidConfig(f"{name} must be an int {span}, got {show(value)}")
+
+
+def check_sizes(S: object, kmax: object, pmax: object, event_tokens: object = 0) -> None:
+    """The table's sizes: S tokens, lookaheads 1..kmax, P servers, event-level tokens."""
+    _bounded(S, "S", 1, S_MAX)
+    _bounded(kmax, "kmax", 1, KMAX_MAX)
+    _bounded(pmax, "pmax", 1, None)
+    _bounded(event_tokens, "event_tokens", 0, EVENT_TOKENS_MAX)
+
+
 def predict(a: float, c: float, S: int = 1000, kmax: int = 20, pmax: int = 7) -> Prediction:
     """Best k of SI (any k <= kmax) and of DSI (k <= kmax with required_servers <= pmax)."""
-    if not 0 < c <= 1:
+    check_sizes(S, kmax, pmax)
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1:
+        raise InvalidConfig(f"acceptance rate a must lie in [0, 1], got {show(a)}")
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 1:
         raise InvalidConfig(f"drafter/target TPOT ratio c must lie in (0, 1], got {show(c)}")
     best_si, k_si = float("inf"), 0
     best_dsi, k_dsi, servers = float("nan"), 0, 0
@@ -226,6 +253,7 @@ def evaluate(
     pairs: list[Pair], S: int = 1000, kmax: int = 20, pmax: int = 7, event_tokens: int = 0
 ) -> list[Row]:
     """A prediction per complete pair; incomplete pairs get the reason instead."""
+    check_sizes(S, kmax, pmax, event_tokens)
     rows = []
     for pair in pairs:
         missing = pair.missing()
