@@ -50,6 +50,16 @@ def _as_dist(p: object, tol: float) -> Dist | str:
     t = tuple(p)  # duck-typed: numpy arrays are not Sequences
     if not t:
         return f" is empty: {show(p)}"
+    if type(t[0]) is float:  # the common case, checked at C speed; anything odd: below
+        try:
+            if (
+                min(t) >= 0.0
+                and abs(math.fsum(t) - 1.0) <= tol  # false for NaN; inf sums to inf or NaN
+                and set(map(type, t)) == {float}
+            ):
+                return t
+        except (TypeError, ValueError):  # a non-number, or inf - inf in fsum
+            pass
     floats = True  # every entry exactly a float (the common case: nothing to convert)
     exact = True  # every entry an int or Fraction
     for i, x in enumerate(t):

@@ -185,9 +185,9 @@ def check_sizes(S: object, kmax: object, pmax: object, event_tokens: object = 0)
 def predict(a: float, c: float, S: int = 1000, kmax: int = 20, pmax: int = 7) -> Prediction:
     """Best k of SI (any k <= kmax) and of DSI (k <= kmax with required_servers <= pmax)."""
     check_sizes(S, kmax, pmax)
-    if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 <= a <= 1:
+    if isinstance(a, bool) or not isinstance(a, (int, float, Fraction)) or not 0 <= a <= 1:
         raise InvalidConfig(f"acceptance rate a must lie in [0, 1], got {show(a)}")
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c <= 1:
+    if isinstance(c, bool) or not isinstance(c, (int, float, Fraction)) or not 0 < c <= 1:
         raise InvalidConfig(f"drafter/target TPOT ratio c must lie in (0, 1], got {show(c)}")
     best_si, k_si = float("inf"), 0
     best_dsi, k_dsi, servers = float("nan"), 0, 0
