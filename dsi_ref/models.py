@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Mapping, Sequence
 from fractions import Fraction
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, VocabularyMismatch, show
 from dsi_ref.prob import Dist, Num, check_dist, check_model_output
@@ -56,7 +56,8 @@ def check_model(model: object, role: str = "model") -> int:
             f"got {show(model)}"
         )
     _MODEL_TYPES.add(type(model))  # a Protocol isinstance costs ~10 us; exact_law asks a lot
-    return _check_vocab(model.vocab_size, f"{role} {model_name(model)}: ")
+    vocab = cast(LanguageModel, model).vocab_size
+    return _check_vocab(vocab, f"{role} {model_name(model)}: ")
 
 
 _MODEL_TYPES: set[type] = set()  # classes whose instances passed isinstance(LanguageModel)
