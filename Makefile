@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit proofs bench heatmap clean
+.PHONY: demo gpu-demo test lint typecheck unit proofs bench heatmap clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,12 +15,19 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,gpu]'
 	touch $@
 
-$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[plot,gpu]'
 	touch $@
 
-demo: $(VENV)/.installed-base
+# The reference on its virtual clock, then the same schedule on the shipped tiny model pair.
+demo: $(VENV)/.installed-demo
 	$(BIN)/python -m dsi_ref demo
+	$(BIN)/python -m gpu_runner run --prompt "def fib(n):" --max-new-tokens 48 --quiet \
+		--inject-target 0.03,0.03 --inject-drafter 0.003,0.003
+
+gpu-demo: $(VENV)/.installed-demo
+	$(BIN)/python -m gpu_runner run --prompt "def fib(n):" --max-new-tokens 48
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -26,7 +26,6 @@ from typing import Any
 
 from dsi_ref.config import RunConfig
 from dsi_ref.exact import exact_law
-from dsi_ref.faults import Fault
 from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel, MixtureDrafter, random_markov
 from dsi_ref.nonsi import run_nonsi
@@ -35,7 +34,14 @@ from dsi_ref.randomness import Chooser
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.si import run_si
+from dsi_ref.trace import to_version1
 from dsi_ref.virtual import run_dsi
+from dsi_ref.workers import REFERENCE_PARTS, RunParts
+
+# The planted faults live with the tests (tests/faulty.py); a script run has only
+# benchmarks/ on its path, so the repository root is added for them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.faulty import Fault, planted
 
 GOLDEN = Path(__file__).with_name("golden.json")
 
@@ -53,6 +59,7 @@ class Spec:
     cfg: RunConfig
     algorithms: tuple[str, ...] = ("nonsi", "si", "dsi")
     extra: dict[str, Any] = field(default_factory=dict)
+    fault: Fault | None = None  # a planted bug (tests/faulty.py), given to every run
 
 
 def build_models(spec: Spec) -> tuple[LanguageModel, LanguageModel]:
@@ -152,9 +159,8 @@ def specs() -> list[Spec]:
             sampling=SamplingConfig(temperature=0.8),
             target_latency=tl,
             drafter_latency=dl,
-            faults=frozenset({fault}),
         )
-        out.append(Spec(f"fault-{fault.value}", 6, 1, False, 70 + i, "mix:1/2", cfg))
+        out.append(Spec(f"fault-{fault.value}", 6, 1, False, 70 + i, "mix:1/2", cfg, fault=fault))
     # The benchmark's shape, shortened: vocab 32, acceptance ~0.8, k=5, P=7.
     cfg = RunConfig(
         max_tokens=200,
@@ -174,28 +180,31 @@ def canonical(obj: Any) -> str:
 
 def run_spec(spec: Spec) -> dict[str, Any]:
     target, drafter = build_models(spec)
+    parts = REFERENCE_PARTS if spec.fault is None else planted(spec.fault)
     res: dict[str, Any] = {}
     for alg in spec.algorithms:
-        plain = run(alg, target, drafter, spec.cfg)
-        traced = run(alg, target, drafter, spec.cfg, record=True)
+        plain = run(alg, target, drafter, spec.cfg, parts=parts)
+        traced = run(alg, target, drafter, spec.cfg, record=True, parts=parts)
         if plain.summary() != traced.summary():
             raise AssertionError(f"{spec.name}/{alg}: record=True changed the run")
-        trace = canonical(traced.trace)
+        # The corpus is kept in trace format version 1 (an exact conversion of today's v2).
+        v1 = to_version1(traced.trace) if traced.trace is not None else None
+        trace = canonical(v1)
         res[alg] = {
             "summary": plain.summary(),
             "trace_sha256": hashlib.sha256(trace.encode()).hexdigest(),
             "trace_events": len(traced.trace["events"]) if traced.trace else 0,
             # Full traces only for short runs, to keep the file reviewable.
-            "trace": traced.trace if len(trace) < 40_000 else None,
+            "trace": v1 if len(trace) < 40_000 else None,
         }
     return res
 
 
 def law_cases() -> list[tuple[str, Callable[[Chooser], tuple[int, ...]]]]:
     cases: list[tuple[str, Callable[[Chooser], tuple[int, ...]]]] = []
-    for name, vocab, n, k, p, noise, sampling, faults in [
-        ("dsi-v3-n4-k2-P2", 3, 4, 2, 2, "1/2", SamplingConfig(), frozenset[Fault]()),
-        ("dsi-v2-n3-k1-P3", 2, 3, 1, 3, "1/3", SamplingConfig(), frozenset[Fault]()),
+    cases_in: list[tuple[str, int, int, int, int, str, SamplingConfig, Fault | None]] = [
+        ("dsi-v3-n4-k2-P2", 3, 4, 2, 2, "1/2", SamplingConfig(), None),
+        ("dsi-v2-n3-k1-P3", 2, 3, 1, 3, "1/3", SamplingConfig(), None),
         (
             "dsi-v3-n3-k2-P1-T1/2",
             3,
@@ -204,9 +213,9 @@ def law_cases() -> list[tuple[str, Callable[[Chooser], tuple[int, ...]]]]:
             1,
             "1/2",
             SamplingConfig(temperature=Fraction(1, 2)),
-            frozenset[Fault](),
+            None,
         ),
-        ("dsi-v3-n3-k3-P2-topk2", 3, 3, 3, 2, "2/3", SamplingConfig(top_k=2), frozenset[Fault]()),
+        ("dsi-v3-n3-k3-P2-topk2", 3, 3, 3, 2, "2/3", SamplingConfig(top_k=2), None),
         (
             "dsi-v2-n3-k2-P2-always-accept",
             2,
@@ -215,7 +224,7 @@ def law_cases() -> list[tuple[str, Callable[[Chooser], tuple[int, ...]]]]:
             2,
             "1/2",
             SamplingConfig(),
-            frozenset({Fault.ALWAYS_ACCEPT}),
+            Fault.ALWAYS_ACCEPT,
         ),
         (
             "dsi-v3-n3-k2-P2-residual-from-p",
@@ -225,9 +234,11 @@ def law_cases() -> list[tuple[str, Callable[[Chooser], tuple[int, ...]]]]:
             2,
             "1/2",
             SamplingConfig(),
-            frozenset({Fault.RESIDUAL_FROM_P}),
+            Fault.RESIDUAL_FROM_P,
         ),
-    ]:
+    ]
+    for name, vocab, n, k, p, noise, sampling, fault in cases_in:
+        parts = REFERENCE_PARTS if fault is None else planted(fault)
         target = random_markov(vocab, 1, 7, exact=True, name="target")
         r = random_markov(vocab, 0, 8, exact=True).next_dist(())
         drafter = MixtureDrafter(target, Fraction(noise), r)
@@ -238,13 +249,16 @@ def law_cases() -> list[tuple[str, Callable[[Chooser], tuple[int, ...]]]]:
             sampling=sampling,
             target_latency=Latency.of(1, "3/4", "target"),
             drafter_latency=Latency.of("1/5", "1/5", "drafter"),
-            faults=faults,
         )
 
         def dsi(
-            ch: Chooser, t: LanguageModel = target, d: LanguageModel = drafter, c: RunConfig = cfg
+            ch: Chooser,
+            t: LanguageModel = target,
+            d: LanguageModel = drafter,
+            c: RunConfig = cfg,
+            parts: RunParts = parts,
         ) -> tuple[int, ...]:
-            return run_dsi(t, d, c, chooser=ch).tokens
+            return run_dsi(t, d, c, chooser=ch, parts=parts).tokens
 
         def si(
             ch: Chooser, t: LanguageModel = target, d: LanguageModel = drafter, c: RunConfig = cfg
@@ -261,7 +275,7 @@ def law_cases() -> list[tuple[str, Callable[[Chooser], tuple[int, ...]]]]:
 
             cases.append(("dsi-pair-v3-n4-k2-P2", pair))
         cases.append((name, dsi))
-        if not faults:
+        if fault is None:
             cases.append((name.replace("dsi", "si", 1), si))
     return cases
 

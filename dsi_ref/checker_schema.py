@@ -17,7 +17,7 @@ from typing import Any
 
 from dsi_ref.errors import TraceError
 from dsi_ref.prob import Num
-from dsi_ref.trace import FORMAT, VERSION
+from dsi_ref.trace import FORMAT, VERSIONS
 
 # An exact rational as text: "3", "3/2", "0.25", optionally signed. Fraction() alone
 # would also take "1e3", " 3 " or "inf"-like spellings that no writer should emit.
@@ -28,6 +28,7 @@ SOURCES = ("verify", "target")
 
 @dataclass(frozen=True)
 class Header:
+    version: int
     algorithm: str
     max_tokens: int
     k: int
@@ -37,6 +38,7 @@ class Header:
     greedy: bool
     point_mass_proposal: bool
     prompt: tuple[int, ...]
+    drafters: int
     result_tokens: tuple[int, ...]
     result_latency: Fraction
 
@@ -61,11 +63,14 @@ class DraftCancel:
 
 @dataclass(frozen=True)
 class TaskSubmit:
+    """The prefix is the chain's first `chain` tokens, then `tokens` (version 1: chain = 0)."""
+
     id: int
     kind: str
     tokens: tuple[int, ...]
     first: int
     last: int
+    chain: int = 0
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,15 @@ class ParsedTrace:
     events: tuple[Event, ...]
 
 
+def short(x: object, limit: int = 80) -> str:
+    """repr(x), cut to about `limit` characters: a bad value is named, not dumped."""
+    try:
+        text = repr(x)
+    except (RecursionError, ValueError):  # nested too deeply; an int too long to print
+        text = f"<{type(x).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-3:]} ({len(text)} chars)"
+
+
 @lru_cache(maxsize=4096)
 def _rational(x: str) -> Fraction | None:
     """Fraction(x) for a well-spelled rational, else None (cached: times repeat a lot)."""
@@ -128,14 +142,14 @@ def _rational(x: str) -> Fraction | None:
         return None
     try:
         return Fraction(x)
-    except ZeroDivisionError:
+    except (ZeroDivisionError, ValueError):  # ValueError: beyond int_max_str_digits
         return None
 
 
 def parse_rational(x: object, where: str) -> Fraction:
     value = _rational(x) if isinstance(x, str) else None
     if value is None:
-        raise TraceError(f"{where} = {x!r} is not an exact rational string like '3/2'")
+        raise TraceError(f"{where} = {short(x)} is not an exact rational string like '3/2'")
     return value
 
 
@@ -143,9 +157,14 @@ def _num(x: object, where: str) -> Num:
     """Strings are exact (Fraction); JSON numbers are floats."""
     if isinstance(x, str):
         return parse_rational(x, where)
-    if isinstance(x, (int, float)) and not isinstance(x, bool):
-        return float(x)
-    raise TraceError(f"{where} = {x!r} is neither a rational string nor a number")
+    if isinstance(x, float):
+        return x
+    if isinstance(x, int) and not isinstance(x, bool):
+        try:
+            return float(x)
+        except OverflowError:
+            pass  # an integer too large for a float is no probability either
+    raise TraceError(f"{where} = {short(x)} is neither a rational string nor a number")
 
 
 class _Fields:
@@ -161,7 +180,7 @@ class _Fields:
         return self.obj[name]
 
     def _bad(self, name: str, value: object, want: str) -> TraceError:
-        return TraceError(f"{self.where}: field {name!r} = {value!r} is not {want}")
+        return TraceError(f"{self.where}: field {name!r} = {short(value)} is not {want}")
 
     def get_int(self, name: str, *, low: int | None = None) -> int:
         v = self._get(name)
@@ -207,7 +226,7 @@ class _Fields:
         return parse_rational(self._get(name), f"{self.where}: field {name!r}")
 
 
-def _payload(kind: str, f: _Fields) -> Payload:
+def _payload(kind: str, f: _Fields, version: int) -> Payload:
     if kind == "draft_start":
         return DraftStart(f.get_int("id"), f.get_int("pos"))
     if kind == "draft_done":
@@ -215,12 +234,16 @@ def _payload(kind: str, f: _Fields) -> Payload:
     if kind == "draft_cancel":
         return DraftCancel(f.get_int("id"))
     if kind == "task_submit":
+        chain = 0
+        if version >= 2 and f.obj.get("chain") is not None:
+            chain = f.get_int("chain", low=0)
         return TaskSubmit(
             f.get_int("id"),
             f.get_str("kind"),
             f.get_ints("tokens"),
             f.get_int("first"),
             f.get_int("last"),
+            chain,
         )
     if kind == "task_start":
         return TaskStart(f.get_int("id"), f.get_int("server"))
@@ -232,13 +255,13 @@ def _payload(kind: str, f: _Fields) -> Payload:
         return _commit(f)
     if kind == "done":
         return Done()
-    raise TraceError(f"{f.where}: unknown event kind {kind!r}")
+    raise TraceError(f"{f.where}: unknown event kind {short(kind)}")
 
 
 def _commit(f: _Fields) -> CommitEv:
     source = f.get_str("source")
     if source not in SOURCES:
-        raise TraceError(f"{f.where}: field 'source' = {source!r} is not one of {SOURCES}")
+        raise TraceError(f"{f.where}: field 'source' = {short(source)} is not one of {SOURCES}")
     ev = CommitEv(
         pos=f.get_int("pos"),
         token=f.get_int("token"),
@@ -257,7 +280,7 @@ def _commit(f: _Fields) -> CommitEv:
         for name in ("draft", "accepted", "q"):
             if f.obj.get(name) is not None:
                 raise TraceError(
-                    f"{f.where}: a 'target' commit has no {name!r}, got {f.obj[name]!r}"
+                    f"{f.where}: a 'target' commit has no {name!r}, got {short(f.obj[name])}"
                 )
     return ev
 
@@ -266,16 +289,18 @@ def _header(trace: Mapping[str, Any]) -> Header:
     f = _Fields(trace, "header")
     fmt = f.get_str("format")
     if fmt != FORMAT:
-        raise TraceError(f"header: field 'format' = {fmt!r} is not {FORMAT!r}")
+        raise TraceError(f"header: field 'format' = {short(fmt)} is not {FORMAT!r}")
     version = f.get_int("version")
-    if version != VERSION:
-        raise TraceError(f"header: field 'version' = {version!r} is not {VERSION}")
+    if version not in VERSIONS:
+        known = ", ".join(map(str, VERSIONS))
+        raise TraceError(f"header: field 'version' = {short(version)} is not one of {known}")
     result = trace.get("result")
     if not isinstance(result, Mapping):
-        raise TraceError(f"header: field 'result' = {result!r} is not an object")
+        raise TraceError(f"header: field 'result' = {short(result)} is not an object")
     r = _Fields(result, "result")
     pmp = trace.get("point_mass_proposal")
     return Header(
+        version=version,
         algorithm=f.get_str("algorithm"),
         max_tokens=f.get_int("max_tokens", low=1),
         k=f.get_int("k", low=1),
@@ -285,6 +310,7 @@ def _header(trace: Mapping[str, Any]) -> Header:
         greedy=f.get_bool("greedy"),
         point_mass_proposal=False if pmp is None else f.get_bool("point_mass_proposal"),
         prompt=f.get_ints("prompt") if "prompt" in trace else (),
+        drafters=1 if trace.get("drafters") is None else f.get_int("drafters", low=1),
         result_tokens=r.get_ints("tokens"),
         result_latency=r.get_rational("latency"),
     )
@@ -299,15 +325,15 @@ def parse_trace(trace: object) -> ParsedTrace:
         raise TraceError("header: missing field 'events'")
     raw = trace["events"]
     if not isinstance(raw, list):
-        raise TraceError(f"header: field 'events' = {raw!r} is not a list of events")
+        raise TraceError(f"header: field 'events' = {short(raw)} is not a list of events")
     events: list[Event] = []
     for i, obj in enumerate(raw):
         where = f"event {i}"
         if not isinstance(obj, Mapping):
-            raise TraceError(f"{where} = {obj!r} is not an object")
+            raise TraceError(f"{where} = {short(obj)} is not an object")
         f = _Fields(obj, where)
         t = f.get_rational("t")
         kind = f.get_str("ev")
-        f.where = f"event {i} ({kind})"
-        events.append(Event(i, t, _payload(kind, f)))
+        f.where = f"event {i} ({kind if len(kind) <= 40 else short(kind, 40)})"
+        events.append(Event(i, t, _payload(kind, f, header.version)))
     return ParsedTrace(header, tuple(events))

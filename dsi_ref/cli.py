@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,12 +30,13 @@ from dsi_ref.demo import (
     run_algorithm,
     speedups,
 )
-from dsi_ref.errors import DSIError, InvalidConfig
+from dsi_ref.errors import DSIError, InvalidConfig, TraceError
+from dsi_ref.fileio import MAX_JSON_BYTES
 from dsi_ref.latency import MAX_NUMBER_CHARS, Latency, parse_fraction
 from dsi_ref.pairs import DEFAULT_PAIR, PAIRS, Pair, get_pair
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, SamplingConfig
-from dsi_ref.trace import load_trace, save_trace
+from dsi_ref.trace import DEFAULT_TOL, load_trace, save_trace
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SHOWN_TOKENS = 20
@@ -97,6 +99,17 @@ def _count(text: str) -> int:
         n = -1
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text[:40]!r}")
+    return n
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an int >= 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}")
     return n
 
 
@@ -235,11 +248,25 @@ def _speedup_json(ups: dict[str, Speedup]) -> dict[str, dict[str, str | float | 
 
 
 def _trace_paths(path: str, algorithms: Sequence[str]) -> dict[str, Path]:
-    """One file as given for one algorithm; NAME.<algorithm>.EXT for several."""
+    """Where each algorithm's trace goes.
+
+    A directory (existing, or named with a trailing slash): DIR/<algorithm>.json.
+    A file name: as given for one algorithm, NAME.<algorithm>.EXT for several. A name
+    that is all extension (".json") has no NAME: <algorithm>.json, never a hidden file.
+    """
+    if not path:
+        raise InvalidConfig("--trace needs a file or directory name, got ''")
     p = Path(path)
+    if path.endswith(("/", os.sep)) or p.is_dir():
+        return {a: p / f"{a}.json" for a in algorithms}
+    name = p.name
+    dot = name.rfind(".")
+    stem, ext = (name[:dot], name[dot:]) if dot >= 0 else (name, "")
+    if not stem.strip("."):
+        return {a: p.with_name(f"{a}{ext or '.json'}") for a in algorithms}
     if len(algorithms) == 1:
         return {algorithms[0]: p}
-    return {a: p.with_name(f"{p.stem}.{a}{p.suffix}") for a in algorithms}
+    return {a: p.with_name(f"{stem}.{a}{ext}") for a in algorithms}
 
 
 def _run_all(
@@ -309,30 +336,40 @@ def _check_sampling(args: argparse.Namespace, trace: dict[str, Any]) -> Sampling
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
-    trace = load_trace(args.file)
+    """Exit 0 (ok), 1 (violations) or 2 (not a trace, or a bad flag): never a traceback."""
+    trace = load_trace(args.file, args.max_bytes)
     try:
         # Imported here so that the rest of the CLI works without the checker module.
         from dsi_ref.checker import check_trace
     except ModuleNotFoundError as e:
         raise InvalidConfig("the trace checker dsi_ref.checker is not available") from e
-    if args.pair is None:
-        report = check_trace(trace)
-    else:
-        pair = get_pair(args.pair, args.noise)
-        sampling = _check_sampling(args, trace)
-        report = check_trace(
-            trace, target=pair.target, drafter=pair.drafter, sampling=sampling, tol=args.tol
-        )
+    try:
+        if args.pair is None:
+            report = check_trace(trace)
+        else:
+            pair = get_pair(args.pair, args.noise)
+            sampling = _check_sampling(args, trace)
+            report = check_trace(
+                trace, target=pair.target, drafter=pair.drafter, sampling=sampling, tol=args.tol
+            )
+    except RecursionError:  # a value nested too deeply to print or compare
+        raise TraceError(f"trace file {args.file!r} nests values too deeply to check") from None
     summary = ", ".join(f"{k}={v}" for k, v in report.summary.items())
-    if report.ok:
-        out.write(f"OK: {args.file} follows the DSI rules ({summary})\n")
-        return EXIT_OK
     violations = report.violations
-    out.write(f"FAIL: {args.file}: {len(violations)} violation(s) ({summary})\n")
-    out.writelines(f"  {v}\n" for v in violations[: args.show])
-    if len(violations) > args.show:
-        out.write(f"  ... and {len(violations) - args.show} more (--show N to see more)\n")
-    return EXIT_FAIL
+    if report.ok:
+        lines = [f"OK: {args.file} follows the DSI rules ({summary})"]
+    else:
+        lines = [f"FAIL: {args.file}: {len(violations)} violation(s) ({summary})"]
+        lines += [f"  {v}" for v in violations[: args.show]]
+        if len(violations) > args.show:
+            lines.append(f"  ... and {len(violations) - args.show} more (--show N to see more)")
+    try:
+        out.writelines(f"{line}\n" for line in lines)
+        out.flush()
+    except BrokenPipeError:  # `check FILE | head`: the reader left; the verdict stands
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK if report.ok else EXIT_FAIL
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -420,7 +457,16 @@ def build_parser(out: TextIO) -> argparse.ArgumentParser:
     )
     check.add_argument("--noise", type=_noise_arg, help="the drafter noise the trace was run with")
     check.add_argument(
-        "--tol", type=_tolerance, default=1e-12, help="per-entry tolerance for floats"
+        "--tol",
+        type=_tolerance,
+        default=DEFAULT_TOL,
+        help=f"rule 8's per-entry tolerance for float distributions (default {DEFAULT_TOL:g})",
+    )
+    check.add_argument(
+        "--max-bytes",
+        type=_positive,
+        default=MAX_JSON_BYTES,
+        help=f"refuse larger files before reading them (default {MAX_JSON_BYTES})",
     )
     check.add_argument("--temperature", help="the run's temperature (with --pair)")
     check.add_argument("--top-k", type=_int_arg(1), help="the run's top-k (with --pair)")

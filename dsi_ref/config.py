@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dsi_ref.errors import InvalidConfig, show
-from dsi_ref.faults import NO_FAULTS, Fault
 from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
 
@@ -40,7 +39,6 @@ class RunConfig:
     drafter_latency: Latency = field(default_factory=lambda: Latency.of("1/10", "1/10", "drafter"))
     prompt: tuple[int, ...] = ()
     point_mass_proposal: bool = False
-    faults: frozenset[Fault] = NO_FAULTS
 
     def __post_init__(self) -> None:
         _positive_int(self.max_tokens, "max_tokens", MAX_TOKENS)
@@ -67,14 +65,7 @@ class RunConfig:
             raise InvalidConfig(
                 f"point_mass_proposal must be a bool, got {show(self.point_mass_proposal)}"
             )
-        faults = self.faults
-        if isinstance(faults, Fault) or not isinstance(faults, (set, frozenset, list, tuple)):
-            raise InvalidConfig(f"faults must be a set of Fault, got {show(faults)}")
-        for f in faults:
-            if not isinstance(f, Fault):
-                raise InvalidConfig(f"faults must hold Fault members, got {show(f)}")
         object.__setattr__(self, "prompt", tuple(self.prompt))
-        object.__setattr__(self, "faults", frozenset(faults))
 
 
 def check_run_config(cfg: object) -> RunConfig:

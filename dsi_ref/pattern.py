@@ -54,8 +54,8 @@ def run_pattern(algorithm: str, accepts: Sequence[bool], cfg: RunConfig) -> RunR
         raise InvalidConfig(
             f"acceptance pattern has {len(accepts)} entries, need max_tokens={cfg.max_tokens}"
         )
-    if cfg.sampling.greedy or cfg.sampling.temperature != 1 or cfg.faults:
-        raise InvalidConfig("pattern runs use plain sampling (T=1, no top-k/top-p, no faults)")
+    if cfg.sampling.greedy or cfg.sampling.temperature != 1:
+        raise InvalidConfig("pattern runs use plain sampling (T=1, no top-k/top-p)")
     chooser = PatternChooser(accepts)
     if algorithm == "nonsi":
         return run_nonsi(PATTERN_TARGET, cfg, chooser=chooser)

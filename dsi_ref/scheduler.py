@@ -43,7 +43,7 @@ from fractions import Fraction
 from typing import Any, Generic, TypeVar
 
 from dsi_ref.config import RunConfig
-from dsi_ref.faults import NO_FAULTS, Fault
+from dsi_ref.errors import InvalidConfig, InvalidDistribution, show
 from dsi_ref.result import Counters
 from dsi_ref.verify import VerifyRule
 
@@ -150,8 +150,10 @@ class DSIScheduler(Generic[D]):
         verifier: VerifyRule[D],
         target_ttft: Fraction,
         target_tpot: Fraction,
-        faults: frozenset[Fault] = NO_FAULTS,
     ) -> None:
+        for value, what in ((max_tokens, "max_tokens"), (k, "lookahead k"), (servers, "servers P")):
+            if type(value) is not int or value < 1:
+                raise InvalidConfig(f"{what} must be an int >= 1, got {show(value)}")
         self.n = max_tokens
         self.k = k
         self.servers: list[int | None] = [None] * servers
@@ -161,10 +163,6 @@ class DSIScheduler(Generic[D]):
         # Rule 3 and the queue compare pass costs; an int with the order of (TTFT vs TPOT)
         # stands in for the prefill's cost (a decode pass ranks 0), so no Fraction is compared.
         self._prefill_rank = (target_ttft > target_tpot) - (target_ttft < target_tpot)
-        self.faults = faults
-        self._bonus_off_by_one = Fault.BONUS_OFF_BY_ONE in faults
-        self._keep_cancelled_p = Fault.COMMIT_CANCELLED in faults
-        self._keep_unverified = Fault.UNVERIFIED_PREFIX in faults
         self.s: _State[D] = _State()
         self.queue: list[int] = []
         self.counters = Counters()
@@ -174,9 +172,9 @@ class DSIScheduler(Generic[D]):
 
     @classmethod
     def from_config(cls, cfg: RunConfig, verifier: VerifyRule[D]) -> DSIScheduler[D]:
-        """The scheduler of a run: its size, lookahead, servers, pass costs and faults."""
+        """The scheduler of a run: its size, lookahead, servers and pass costs."""
         lat = cfg.target_latency
-        return cls(cfg.max_tokens, cfg.k, cfg.servers, verifier, lat.ttft, lat.tpot, cfg.faults)
+        return cls(cfg.max_tokens, cfg.k, cfg.servers, verifier, lat.ttft, lat.tpot)
 
     @property
     def committed(self) -> tuple[int, ...]:
@@ -225,14 +223,12 @@ class DSIScheduler(Generic[D]):
         if s.finished or task is None or task.server is None:
             return []  # stale: cancelled, unknown, or never started
         if len(dists) != task.last - task.first + 1:
-            raise ValueError(
+            raise InvalidDistribution(
                 f"task {task_id} scored positions {task.first}..{task.last} but "
                 f"{len(dists)} distributions came back"
             )
         del s.tasks[task_id]
         self.servers[task.server] = None
-        if self._bonus_off_by_one and task.kind == "verify" and len(dists) > 1:
-            dists = [*dists[:-1], dists[-2]]
         for j, p in zip(range(task.first, task.last + 1), dists, strict=True):
             if j >= len(s.committed) and j not in s.p_avail:
                 s.p_avail[j] = (p, task_id)
@@ -313,11 +309,9 @@ class DSIScheduler(Generic[D]):
         self.counters.drafts_wasted += len(s.drafts)
         s.drafts.clear()
         s.chain = list(s.committed)
-        if not self._keep_cancelled_p:
-            s.p_avail.clear()
-        if not self._keep_unverified:
-            for tid in list(s.tasks):
-                self._cancel(tid, "rejection", out)
+        s.p_avail.clear()
+        for tid in list(s.tasks):
+            self._cancel(tid, "rejection", out)
         if s.draft_inflight is not None:
             out.append(CancelDraft(s.draft_inflight[0]))
             self.counters.drafts_wasted += 1

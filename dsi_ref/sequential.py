@@ -11,7 +11,7 @@ from __future__ import annotations
 from dsi_ref.config import RunConfig
 from dsi_ref.models import LanguageModel
 from dsi_ref.randomness import Chooser
-from dsi_ref.workers import workers_for
+from dsi_ref.workers import REFERENCE_PARTS, RunParts, workers_for
 
 
 def reference_tokens(
@@ -19,8 +19,10 @@ def reference_tokens(
     drafter: LanguageModel,
     cfg: RunConfig,
     chooser: Chooser | None = None,
+    *,
+    parts: RunParts = REFERENCE_PARTS,
 ) -> tuple[int, ...]:
-    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser)
+    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser, parts=parts)
     tokens: list[int] = []
     for i in range(cfg.max_tokens):
         draft, q = draft_worker.draft(tokens, i)

@@ -10,13 +10,12 @@ from __future__ import annotations
 from fractions import Fraction
 
 from dsi_ref.config import RunConfig
-from dsi_ref.faults import Fault
 from dsi_ref.models import LanguageModel
 from dsi_ref.prob import Dist
 from dsi_ref.randomness import Chooser
 from dsi_ref.result import Counters, RunResult
 from dsi_ref.trace import TraceRecorder
-from dsi_ref.workers import workers_for
+from dsi_ref.workers import REFERENCE_PARTS, RunParts, workers_for
 
 
 def run_si(
@@ -26,8 +25,10 @@ def run_si(
     *,
     record: bool = False,
     chooser: Chooser | None = None,
+    parts: RunParts = REFERENCE_PARTS,
 ) -> RunResult:
-    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser)
+    """SI on the models; `parts` builds the rule and workers (default: the reference)."""
+    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser, parts=parts)
     rec = TraceRecorder(record, "si", cfg, target.vocab_size)
     n, k = cfg.max_tokens, cfg.k
     t = Fraction(0)
@@ -74,7 +75,7 @@ def run_si(
                 break
             c.drafts_accepted += 1
         else:
-            bonus = ps[m - 1] if Fault.BONUS_OFF_BY_ONE in cfg.faults and m > 0 else ps[m]
+            bonus = ps[m]
             token = verifier.target_token(i + m, bonus)
             rec.commit(t, i + m, token, source="target", task=task_id, p=bonus)
             tokens.append(token)

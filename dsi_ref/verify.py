@@ -5,16 +5,23 @@
   key (pos, ACCEPT); on rejection sample norm(max(0, p - q)) under (pos, RESIDUAL).
 - point mass (a proposal that carries no q): the same rule with q = one-hot(x),
   i.e. accept with probability p(x), else sample p with x removed.
+
+Two protocols name what algorithms call: `VerifyRule` (the scheduler's one
+call) and `TokenRule` (that, plus drawing a draft from q and a token from p alone,
+which the drafter, SI's bonus and non-SI need). `Verifier` implements both on
+tuples (exact or float); gpu_runner's `TorchRule` on device tensors. A planted
+bug is a faulty implementation (tests/faulty.py), never a flag in here.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Protocol, TypeVar
 
-from dsi_ref.errors import InvalidDraft, VocabularyMismatch
-from dsi_ref.faults import NO_FAULTS, Fault
-from dsi_ref.prob import Dist, argmax, residual
+from dsi_ref.errors import InvalidDistribution, InvalidDraft, VocabularyMismatch, show
+from dsi_ref.prob import Dist, Num, argmax, residual
 from dsi_ref.randomness import Chooser, Key, Purpose
 
 D_contra = TypeVar("D_contra", contravariant=True)
@@ -32,23 +39,56 @@ class VerifyRule(Protocol[D_contra]):
         ...
 
 
+class TokenRule(VerifyRule[D_contra], Protocol[D_contra]):
+    """Every keyed draw an algorithm makes: verification, the draft, a target-only token."""
+
+    def draft(self, position: int, q: D_contra) -> int:
+        """The drafter's token at `position`, drawn from q under key (position, DRAFT)."""
+        ...
+
+    def target_token(self, position: int, p: D_contra) -> int:
+        """A token from p alone (non-SI, SI's bonus), under key (position, TARGET)."""
+        ...
+
+
 def point_mass(vocab: int, token: int, exact: bool) -> Dist:
     one: Fraction | float = Fraction(1) if exact else 1.0
     zero = one - one
     return tuple(one if i == token else zero for i in range(vocab))
 
 
-class Verifier:
-    """Draws drafts, target samples and verification outcomes under keyed randomness."""
+_INF = math.inf
 
-    def __init__(
-        self, chooser: Chooser, greedy: bool, faults: frozenset[Fault] = NO_FAULTS
-    ) -> None:
+
+def bad_entry(position: int, what: str, index: int, value: object) -> InvalidDistribution:
+    """The error for an entry of p or q that is not a probability (shared with gpu_runner)."""
+    return InvalidDistribution(
+        f"at position {position}: {what}[{index}] = {show(value)} "
+        "is not a probability (NaN, infinite, negative or not a number)"
+    )
+
+
+_CHECKED_CACHE_SIZE = 1024
+
+
+class Verifier:
+    """Draws drafts, target samples and verification outcomes under keyed randomness.
+
+    `verify` checks its inputs: the draft is an int in range, p and q have one
+    length, and no entry of p or q is NaN, infinite or negative (InvalidDistribution
+    names the position, the entry and its value). Models hand out the same cached
+    tuples again and again, so a tuple that passed is remembered by identity (the
+    entry holds the tuple, so its id cannot be reused while remembered) and not
+    scanned again; other sequences are scanned on every call.
+
+    Subclasses may override `accepts` (the ratio test) and `residual_law` (the law
+    of the corrected token); the reference's are the speculative-sampling ones.
+    """
+
+    def __init__(self, chooser: Chooser, greedy: bool) -> None:
         self.chooser = chooser
         self.greedy = greedy
-        self.faults = faults
-        self._always_accept = Fault.ALWAYS_ACCEPT in faults  # once, not per position
-        self._residual_from_p = Fault.RESIDUAL_FROM_P in faults
+        self._checked: dict[int, Sequence[Num]] = {}
 
     def draft(self, position: int, q: Dist) -> int:
         if self.greedy:
@@ -62,6 +102,10 @@ class Verifier:
 
     def verify(self, position: int, p: Dist, q: Dist, draft: int) -> tuple[int, bool]:
         """The committed token at `position` and whether it is the draft."""
+        if type(draft) is not int and (isinstance(draft, bool) or not isinstance(draft, int)):
+            raise InvalidDraft(
+                f"draft token {show(draft)} at position {position} is not a token id (an int)"
+            )
         if len(p) != len(q):
             raise VocabularyMismatch(
                 f"at position {position}: target gives {len(p)} probabilities, "
@@ -69,6 +113,11 @@ class Verifier:
             )
         if not (0 <= draft < len(q)):
             raise InvalidDraft(f"draft token {draft} at position {position} is out of range")
+        checked = self._checked
+        if checked.get(id(p)) is not p:
+            self._check(position, p, "target p")
+        if checked.get(id(q)) is not q:
+            self._check(position, q, "drafter q")
         if self.greedy:
             best = argmax(p)
             return best, best == draft
@@ -77,11 +126,29 @@ class Verifier:
                 f"draft token {draft} at position {position} has proposal probability "
                 f"{q[draft]}; a draft must be sampled from the q it is verified with"
             )
-        if self._always_accept:
+        if self.accepts(position, p, q, draft):
             return draft, True
-        ratio = p[draft] / q[draft]
-        if ratio >= 1 or self.chooser.bernoulli(Key(position, Purpose.ACCEPT), ratio):
-            return draft, True
-        law = p if self._residual_from_p else residual(p, q)
-        token = self.chooser.choice(Key(position, Purpose.RESIDUAL), law)
+        token = self.chooser.choice(Key(position, Purpose.RESIDUAL), self.residual_law(p, q))
         return token, token == draft
+
+    def accepts(self, position: int, p: Dist, q: Dist, draft: int) -> bool:
+        """The acceptance test: U(position, ACCEPT) < p(draft) / q(draft), q(draft) > 0."""
+        ratio = p[draft] / q[draft]
+        return ratio >= 1 or self.chooser.bernoulli(Key(position, Purpose.ACCEPT), ratio)
+
+    def residual_law(self, p: Dist, q: Dist) -> Dist:
+        """The law of the corrected token after a rejection: norm(max(0, p - q))."""
+        return residual(p, q)
+
+    def _check(self, position: int, d: Sequence[Num], what: str) -> None:
+        for i, x in enumerate(d):
+            try:
+                ok = 0 <= x < _INF  # false for NaN, +-inf and negatives
+            except TypeError:  # not a number
+                ok = False
+            if not ok:
+                raise bad_entry(position, what, i, x)
+        if type(d) is tuple:  # immutable: safe to remember by identity
+            if len(self._checked) >= _CHECKED_CACHE_SIZE:
+                self._checked.clear()  # fresh tuples every time: stay bounded
+            self._checked[id(d)] = d

@@ -28,14 +28,13 @@ from dsi_ref.scheduler import (
     CancelTask,
     Command,
     Commit,
-    DSIScheduler,
     Finished,
     QueueTask,
     StartDraft,
     StartTask,
 )
 from dsi_ref.trace import TraceRecorder
-from dsi_ref.workers import workers_for
+from dsi_ref.workers import REFERENCE_PARTS, RunParts, workers_for
 
 _DRAFT, _TASK = 0, 1
 
@@ -47,9 +46,11 @@ def run_dsi(
     *,
     record: bool = False,
     chooser: Chooser | None = None,
+    parts: RunParts = REFERENCE_PARTS,
 ) -> RunResult:
-    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser)
-    sched = DSIScheduler.from_config(cfg, verifier)
+    """DSI on the virtual clock; `parts` builds the rule, workers and scheduler."""
+    verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser, parts=parts)
+    sched = parts.scheduler(cfg, verifier)
     rec = TraceRecorder(record, "dsi", cfg, target.vocab_size)
     tracing = rec.enabled  # skip building events nobody records
     denom = math.lcm(*(_denominators(cfg.target_latency) + _denominators(cfg.drafter_latency)))
@@ -119,7 +120,7 @@ def run_dsi(
                     "task_submit",
                     id=cmd.task_id,
                     kind=cmd.kind,
-                    tokens=list(cmd.tokens),
+                    tokens=cmd.tokens,
                     first=cmd.first,
                     last=cmd.last,
                 )

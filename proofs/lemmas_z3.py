@@ -89,8 +89,8 @@ def point_mass_lemma(vocab: int) -> None:
 
 
 def planted_wrong_lemma(vocab: int) -> bool:
-    """Negative control: the rule with the residual replaced by p (Fault.RESIDUAL_FROM_P)
-    is NOT lossless; returns True iff z3 finds a counterexample (sat)."""
+    """Negative control: the rule with the residual replaced by p (RESIDUAL_FROM_P of
+    tests/faulty.py) is NOT lossless; returns True iff z3 finds a counterexample (sat)."""
     s = z3.Solver()
     p = _dist("p", vocab, s)
     q = _dist("q", vocab, s)

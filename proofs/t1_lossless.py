@@ -61,7 +61,6 @@ from fractions import Fraction
 
 from dsi_ref.config import RunConfig
 from dsi_ref.exact import exact_law
-from dsi_ref.faults import Fault
 from dsi_ref.latency import Latency
 from dsi_ref.law import target_law
 from dsi_ref.models import LanguageModel, random_markov
@@ -70,6 +69,7 @@ from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.si import run_si
 from dsi_ref.virtual import run_dsi
+from dsi_ref.workers import REFERENCE_PARTS, RunParts
 from proofs.lemmas_z3 import planted_wrong_lemma, point_mass_lemma, speculative_sampling_lemma
 from proofs.registry import check
 
@@ -110,9 +110,13 @@ def _clean(law: Mapping[tuple[int, ...], Num]) -> dict[tuple[int, ...], Num]:
 
 
 def _code_law(
-    run: Runner, target: LanguageModel, drafter: LanguageModel, cfg: RunConfig
+    run: Runner,
+    target: LanguageModel,
+    drafter: LanguageModel,
+    cfg: RunConfig,
+    parts: RunParts = REFERENCE_PARTS,
 ) -> dict[tuple[int, ...], Fraction]:
-    return exact_law(lambda ch: run(target, drafter, cfg, chooser=ch).tokens)
+    return exact_law(lambda ch: run(target, drafter, cfg, chooser=ch, parts=parts).tokens)
 
 
 def _instances() -> list[tuple[str, Runner, int, RunConfig]]:
@@ -147,7 +151,10 @@ def exact_law_equals_target_law() -> tuple[int, str]:
 
 @check(theorem="T1", method="enumeration")
 def planted_faults_break_the_law() -> tuple[int, str]:
-    """Negative control: the same comparison must fail for each planted verification bug."""
+    """Negative control: the same comparison must fail for each planted verification bug
+    (faulty parts from tests/faulty.py, so this check needs the source tree)."""
+    from proofs.planted import Fault, planted  # the planted bugs live with the tests
+
     faults = (Fault.ALWAYS_ACCEPT, Fault.RESIDUAL_FROM_P, Fault.Q_WRONG_TEMPERATURE)
     n = 0
     for fault in faults:
@@ -159,10 +166,9 @@ def planted_faults_break_the_law() -> tuple[int, str]:
                 2,
                 2,
                 sampling=SamplingConfig(temperature=temp),
-                faults=frozenset({fault}),
             )
             want = _clean(target_law(target, cfg.sampling, cfg.max_tokens))
-            got = _clean(_code_law(run, target, drafter, cfg))
+            got = _clean(_code_law(run, target, drafter, cfg, planted(fault)))
             assert got != want, f"{name} with {fault.name}: law unchanged, the check is blind"
             n += 1
     return n, "always-accept, residual-from-p, wrong-temperature q each detected in SI and DSI"

@@ -86,7 +86,7 @@ Checks (registered below), all on the real code (dsi_ref.pattern.run_pattern):
   P in {1, 2, 3} and rational latencies with D0 <= T0, D <= T (T0 below, equal to
   and above T; D equal to T, a third, a tenth): tau_i <= N_i for all i, and Lemma
   R itself is asserted after every scheduler call (a monitoring subclass of
-  DSIScheduler substituted into dsi_ref.virtual).
+  DSIScheduler substituted for the one dsi_ref.workers.RunParts builds).
 - hypothesis: rational latencies (D0 <= T0, D <= T), k <= 6, P <= 4, patterns of
   length up to 30.
 - counterexamples: the two runs above violate tau_i <= N_i.
@@ -103,7 +103,7 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dsi_ref.virtual
+import dsi_ref.workers
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
@@ -156,7 +156,7 @@ def _cost(sched: DSIScheduler[Dist], first: int) -> Fraction:
 
 @contextmanager
 def monitored() -> Iterator[None]:
-    with mock.patch.object(dsi_ref.virtual, "DSIScheduler", _MonitoredScheduler):
+    with mock.patch.object(dsi_ref.workers, "DSIScheduler", _MonitoredScheduler):
         yield
 
 

@@ -88,7 +88,7 @@ from unittest import mock
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import dsi_ref.virtual
+import dsi_ref.workers
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
@@ -121,7 +121,7 @@ class _PeakScheduler(DSIScheduler[Dist]):
 
 @contextmanager
 def _peak_monitor() -> Iterator[None]:
-    with mock.patch.object(dsi_ref.virtual, "DSIScheduler", _PeakScheduler):
+    with mock.patch.object(dsi_ref.workers, "DSIScheduler", _PeakScheduler):
         yield
 
 

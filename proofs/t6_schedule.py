@@ -37,8 +37,9 @@ enter only through *when* (a) and (b) become available, never through their valu
 
 Where (C1) fails, the theorem fails: SI's bonus token is drawn from p under key
 (i, TARGET), so SI's tokens depend on k (tests/test_schedule_independence.py).
-Planted scheduler bugs that commit a cancelled task's p (Fault.COMMIT_CANCELLED)
-or keep tasks built on a rejected draft (Fault.UNVERIFIED_PREFIX) break (b).
+Planted scheduler bugs that commit a cancelled task's p (COMMIT_CANCELLED) or keep
+tasks built on a rejected draft (UNVERIFIED_PREFIX) break (b): DSIScheduler
+subclasses in tests/faulty.py, so that check needs the source tree.
 
 Checks (registered below):
 - enumeration: for each instance, exact_law of a run that executes run_dsi AND
@@ -65,7 +66,6 @@ from hypothesis import strategies as st
 
 from dsi_ref.config import RunConfig
 from dsi_ref.exact import exact_law
-from dsi_ref.faults import Fault
 from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel, random_markov
 from dsi_ref.randomness import Chooser
@@ -81,7 +81,7 @@ from dsi_ref.scheduler import (
 )
 from dsi_ref.sequential import reference_tokens
 from dsi_ref.virtual import run_dsi
-from dsi_ref.workers import workers_for
+from dsi_ref.workers import REFERENCE_PARTS, RunParts, workers_for
 from proofs.registry import check
 
 LATENCIES = (
@@ -141,23 +141,20 @@ def run_dsi_in_order(
 
 
 def _same_tokens_law(
-    target: LanguageModel, drafter: LanguageModel, cfg: RunConfig, order: int | None
+    target: LanguageModel,
+    drafter: LanguageModel,
+    cfg: RunConfig,
+    order: int | None,
+    parts: RunParts = REFERENCE_PARTS,
 ) -> dict[bool, Fraction]:
-    clean = RunConfig(
-        cfg.max_tokens,
-        cfg.k,
-        cfg.servers,
-        sampling=cfg.sampling,
-        prompt=cfg.prompt,
-        point_mass_proposal=cfg.point_mass_proposal,
-    )
+    """The exact law of [DSI built by `parts` == the reference] under one chooser."""
 
     def both(ch: Chooser) -> bool:
         if order is None:
-            got = run_dsi(target, drafter, cfg, chooser=ch).tokens
+            got = run_dsi(target, drafter, cfg, chooser=ch, parts=parts).tokens
         else:
             got = run_dsi_in_order(target, drafter, cfg, ch, order)
-        return got == reference_tokens(target, drafter, clean, chooser=ch)
+        return got == reference_tokens(target, drafter, cfg, chooser=ch)
 
     return exact_law(both)
 
@@ -191,6 +188,8 @@ def dsi_equals_reference_for_all_uniforms() -> tuple[int, str]:
 
 @check(theorem="T6", method="enumeration")
 def planted_scheduler_faults_break_it() -> tuple[int, str]:
+    from proofs.planted import Fault, planted  # the planted bugs live with the tests
+
     n = 0
     for fault in (Fault.COMMIT_CANCELLED, Fault.UNVERIFIED_PREFIX):
         target, drafter = _pair(2, seed=3, exact=True)
@@ -199,9 +198,8 @@ def planted_scheduler_faults_break_it() -> tuple[int, str]:
             1,
             1,  # at P = 2 this instance never commits a stale p: the fault needs a queue here
             drafter_latency=Latency.of("1/4", "1/4"),
-            faults=frozenset({fault}),
         )
-        law = _same_tokens_law(target, drafter, cfg, None)
+        law = _same_tokens_law(target, drafter, cfg, None, planted(fault))
         assert law.get(False, 0) > 0, f"{fault.name}: P(differs) = 0, the check is blind"
         n += 1
     return n, "COMMIT_CANCELLED and UNVERIFIED_PREFIX each give P(DSI != reference) > 0"

@@ -29,6 +29,7 @@ from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.si import run_si
 from dsi_ref.virtual import run_dsi
+from dsi_ref.workers import REFERENCE_PARTS, RunParts
 
 Law = dict[tuple[int, ...], Num]
 Runner = Callable[[LanguageModel, LanguageModel, RunConfig], RunResult]
@@ -196,11 +197,17 @@ def drop_zeros(law: dict[tuple[int, ...], F]) -> dict[tuple[int, ...], F]:
 
 
 def exact_output_law(
-    algorithm: str, target: LanguageModel, drafter: LanguageModel, cfg: RunConfig
+    algorithm: str,
+    target: LanguageModel,
+    drafter: LanguageModel,
+    cfg: RunConfig,
+    parts: RunParts = REFERENCE_PARTS,
 ) -> dict[tuple[int, ...], F]:
-    """The exact law of the committed tokens of the real implementation."""
+    """The exact law of the committed tokens of the real implementation (built by `parts`)."""
     run = ALGORITHMS[algorithm]
-    return drop_zeros(exact_law(lambda ch: run(target, drafter, cfg, chooser=ch).tokens))
+    return drop_zeros(
+        exact_law(lambda ch: run(target, drafter, cfg, chooser=ch, parts=parts).tokens)
+    )
 
 
 def exact_target_law(target: LanguageModel, cfg: RunConfig) -> dict[tuple[int, ...], F]:

@@ -184,7 +184,6 @@ CASES: list[Case] = [
     ("seed-float", lambda: RunConfig(max_tokens=3, seed=2.5), InvalidConfig, "2.5"),  # type: ignore[arg-type]
     ("prompt-string", lambda: RunConfig(max_tokens=3, prompt="ab"), InvalidConfig, "ab"),  # type: ignore[arg-type]
     ("prompt-negative", lambda: RunConfig(max_tokens=3, prompt=(0, -2)), InvalidConfig, "-2"),
-    ("faults-not-a-set", lambda: RunConfig(max_tokens=3, faults=7), InvalidConfig, "7"),  # type: ignore[arg-type]
     (
         "point-mass-not-bool",
         lambda: RunConfig(max_tokens=3, point_mass_proposal="yes"),  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 Nothing here is statistical: every trace is a deterministic function of its
 config, so each assertion is exact. The negative controls are the mutations and
-the planted faults of `dsi_ref.faults`; the positive controls are the unmutated
+the planted faults of tests/faulty.py; the positive controls are the unmutated
 traces of the same runs.
 """
 
@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faulty import Fault, planted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsi_ref.checker import (
     CANCEL,
     COMMIT,
+    DRAFT,
     LIFECYCLE,
     MODEL,
     PREFIX,
@@ -34,7 +36,6 @@ from dsi_ref.checker import (
 )
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import TraceError
-from dsi_ref.faults import Fault
 from dsi_ref.latency import Latency
 from dsi_ref.models import MarkovModel, MixtureDrafter, random_markov
 from dsi_ref.nonsi import run_nonsi
@@ -42,9 +43,10 @@ from dsi_ref.randomness import SeededChooser
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.si import run_si
-from dsi_ref.trace import load_trace
+from dsi_ref.trace import load_trace, to_version1, to_version2
 from dsi_ref.verify import Verifier
 from dsi_ref.virtual import run_dsi
+from dsi_ref.workers import REFERENCE_PARTS, RunParts
 
 Trace = dict[str, Any]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "trace-format.md"
@@ -58,14 +60,20 @@ def pair(seed: int, exact: bool, vocab: int = 4) -> tuple[MarkovModel, MixtureDr
     return target, MixtureDrafter(target, F(1, 2) if exact else 0.5, noise)
 
 
-def run(alg: str, seed: int = 0, exact: bool = True, **cfg_kw: Any) -> tuple[RunResult, Trace]:
+def run(
+    alg: str,
+    seed: int = 0,
+    exact: bool = True,
+    parts: RunParts = REFERENCE_PARTS,
+    **cfg_kw: Any,
+) -> tuple[RunResult, Trace]:
     target, drafter = pair(seed, exact)
     cfg_kw.setdefault("max_tokens", 8)
     cfg = RunConfig(seed=seed, **cfg_kw)
     if alg == "nonsi":
-        res = run_nonsi(target, cfg, record=True)
+        res = run_nonsi(target, cfg, record=True, parts=parts)
     else:
-        res = (run_si if alg == "si" else run_dsi)(target, drafter, cfg, record=True)
+        res = (run_si if alg == "si" else run_dsi)(target, drafter, cfg, record=True, parts=parts)
     assert res.trace is not None
     return res, copy.deepcopy(res.trace)
 
@@ -182,11 +190,19 @@ def test_commit_citing_a_cancelled_task() -> None:
     one_violation(trace, PREFIX, f"event {i} ", f"cites task {c['task']}, cancelled at event {j}")
 
 
-def test_commit_citing_a_task_on_a_disagreeing_prefix() -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_commit_citing_a_task_on_a_disagreeing_prefix(version: int) -> None:
     _, trace = run("si", k=3)
+    v1 = to_version1(trace)
     i, c = next((i, e) for i, e in events_of(trace, "commit") if e["pos"] >= 2)
-    sub = next(e for _, e in events_of(trace, "task_submit") if e["id"] == c["task"])
-    sub["tokens"][0] = (sub["tokens"][0] + 1) % trace["vocab_size"]
+    j, sub = next((j, e) for j, e in events_of(v1, "task_submit") if e["id"] == c["task"])
+    tokens = list(sub["tokens"])
+    tokens[0] = (tokens[0] + 1) % trace["vocab_size"]
+    if version == 1:
+        trace = v1
+        sub["tokens"] = tokens
+    else:  # the whole prefix listed instead of taken from the chain
+        trace["events"][j].update(chain=0, tokens=tokens)
     one_violation(trace, PREFIX, f"event {i} ", f"cites task {c['task']} whose tokens[:")
 
 
@@ -245,11 +261,136 @@ def test_missing_draft_cancellation_after_a_rejection() -> None:
         raise AssertionError("no run cancelled a draft after a rejection")
     i, rejection = found
     e = trace["events"][i]
-    # The draft finishes instead of being cancelled: well-formed, but rule 5 is broken.
+    # The draft finishes instead of being cancelled: well-formed, but rule 5 is broken,
+    # and the finished draft does not extend the chain the rejection cut (rule 3).
     trace["events"][i] = {"t": e["t"], "ev": "draft_done", "id": e["id"], "token": 0}
-    one_violation(
-        trace, CANCEL, f"event {rejection} ", f"draft {e['id']} in flight at the rejection"
+    report = check_trace(trace)
+    assert rules(report) == {CANCEL, LIFECYCLE}, report.violations
+    assert any(
+        v.startswith(f"event {rejection} ") and f"draft {e['id']} in flight at the rejection" in v
+        for v in report.violations
     )
+    assert any(
+        v.startswith(f"event {i} ") and f"draft {e['id']} at position" in v
+        for v in report.violations
+    )
+
+
+# ----- drafts: what a commit verifies, how many run at once -----------------------
+
+
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("alg", ["si", "dsi"])
+def test_draft_done_token_contradicting_the_commit(alg: str, version: int) -> None:
+    """The drafter made token x at position j; the commit says it verified another."""
+    _, trace = run(alg, k=2, servers=2)
+    if version == 1:
+        trace = to_version1(trace)
+    i, c = next((i, e) for i, e in events_of(trace, "commit") if e["source"] == "verify")
+    done = last_draft_done_at(trace, c["pos"], i)
+    done["token"] = (c["draft"] + 1) % trace["vocab_size"]
+    report = check_trace(trace)
+    assert DRAFT in rules(report)
+    want = (
+        f"event {i} (t={c['t']}): {DRAFT}: commit at position {c['pos']} verifies draft "
+        f"{c['draft']}, but the draft done at position {c['pos']} (event "
+    )
+    assert any(v.startswith(want) for v in report.violations), report.violations
+
+
+@pytest.mark.parametrize("alg", ["si", "dsi"])
+def test_speculative_trace_without_draft_events(alg: str) -> None:
+    _, trace = run(alg, k=2, servers=2)
+    verify = [i for i, e in events_of(trace, "commit") if e["source"] == "verify"]
+    trace = to_version1(trace)  # so that task prefixes do not need the drafts
+    trace["events"] = [e for e in trace["events"] if not e["ev"].startswith("draft_")]
+    report = check_trace(trace)
+    drafts = [v for v in report.violations if DRAFT in v]
+    assert len(drafts) == len(verify)
+    assert all("but no draft done at position" in v for v in drafts)
+    # The tasks' prefixes hold tokens that now nobody drafted: rule 4 [prefix] too.
+    assert rules(report) == {DRAFT, PREFIX}, report.violations
+    assert all("nothing committed or drafted it" in v for v in report.violations if PREFIX in v)
+
+
+@pytest.mark.parametrize("alg", ["si", "dsi"])
+def test_speculative_trace_that_verifies_nothing(alg: str) -> None:
+    """A non-SI run relabelled SI or DSI passes rules 2-7 commit by commit, but an SI
+    or DSI run must verify drafts."""
+    _, trace = run("nonsi", max_tokens=3)
+    assert check_trace(trace).ok
+    trace["algorithm"] = alg
+    one_violation(trace, DRAFT, "end of trace", f"algorithm '{alg}' verifies drafts")
+    if alg == "si":  # one token: SI's only commit is its bonus token, with no draft
+        _, one = run("nonsi", max_tokens=1)
+        one["algorithm"] = "si"
+        assert check_trace(one).ok
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_task_submitted_on_a_token_nobody_made(version: int) -> None:
+    """A task that already holds the corrected token of a rejection that comes later:
+    at its submission the chain had the draft there, not that token."""
+    for seed in range(30):
+        _, trace = run("dsi", seed, k=2, servers=2, max_tokens=10)
+        v1 = to_version1(trace)
+        rejections = [c for _, c in events_of(v1, "commit") if c["accepted"] is False]
+        for c in rejections:
+            r = c["pos"]
+            subs = [
+                (i, e)
+                for i, e in events_of(v1, "task_submit")
+                if len(e["tokens"]) > r and e["tokens"][r] != c["token"]
+            ]
+            if subs:
+                break
+        else:
+            continue
+        i, sub = subs[0]
+        sub["tokens"][r] = c["token"]
+        trace = v1 if version == 1 else to_version2(v1)
+        report = check_trace(trace)
+        assert PREFIX in rules(report)
+        want = f"task {sub['id']} is submitted on token {c['token']} at position {r}, but"
+        assert any(v.startswith(f"event {i} ") and want in v for v in report.violations)
+        return
+    raise AssertionError("no run had a task built on a rejected draft")
+
+
+def test_draft_at_a_position_without_a_prefix() -> None:
+    """A draft moved two positions ahead: the drafter cannot have had its prefix."""
+    _, trace = run("si", k=3)
+    start = events_of(trace, "draft_start")[1][1]
+    j, done = events_of(trace, "draft_done")[1]
+    assert start["id"] == done["id"] and done["pos"] == start["pos"]
+    start["pos"] = done["pos"] = start["pos"] + 2
+    report = check_trace(trace)
+    assert LIFECYCLE in rules(report)
+    assert any(
+        v.startswith(f"event {j} ")
+        and f"draft {done['id']} at position {done['pos']} does not extend the chain: position" in v
+        and "has no prefix" in v
+        for v in report.violations
+    ), report.violations
+
+
+def test_two_drafts_in_flight() -> None:
+    _, trace = run("dsi", k=2, servers=2)
+    events = trace["events"]
+    i = next(
+        i
+        for i in range(1, len(events))
+        if events[i]["ev"] == "draft_start" and events[i - 1]["ev"] == "draft_done"
+    )
+    events[i - 1], events[i] = events[i], events[i - 1]  # start the next before this ends
+    one_violation(
+        trace,
+        SERVER,
+        f"event {i - 1} ",
+        f"draft {events[i - 1]['id']} started while draft(s) [{events[i]['id']}] are in flight",
+    )
+    trace["drafters"] = 2  # an engine with two drafter instances says so
+    assert check_trace(trace).ok
 
 
 def test_cancel_for_rejection_without_a_rejection() -> None:
@@ -286,6 +427,16 @@ def test_wrong_accepted_flag() -> None:
     assert "equals draft" in v
 
 
+def last_draft_done_at(trace: Trace, pos: int, before: int) -> dict[str, Any]:
+    """The last draft_done at position `pos` before event `before`."""
+    start = {e["id"]: e["pos"] for _, e in events_of(trace, "draft_start")}
+    return next(
+        e
+        for i, e in reversed(events_of(trace, "draft_done"))
+        if i < before and start[e["id"]] == pos
+    )
+
+
 def test_draft_that_does_not_follow_the_keyed_randomness() -> None:
     """Swap the last draft for another token the verifier would also accept."""
     for seed in range(30):
@@ -307,6 +458,7 @@ def test_draft_that_does_not_follow_the_keyed_randomness() -> None:
                 )
             ):
                 c.update(draft=other, token=other, accepted=True)
+                last_draft_done_at(trace, c["pos"], i)["token"] = other  # the drafter agrees
                 trace["result"]["tokens"][-1] = other
                 one_violation(trace, VERIFY, f"event {i} ", "does not follow the keyed randomness")
                 return
@@ -344,6 +496,17 @@ def test_absurd_positions_and_lengths_stay_cheap() -> None:
     assert any(
         f"{10**9 - 2} of {10**9} positions were never committed" in v for v in report.violations
     )
+    c["pos"] = 10**9 - 1  # inside the range: its prefix is not built either
+    report = check_trace(trace)
+    assert any(
+        "commit at position 999999999 out of order: position 2 is next" in v
+        for v in report.violations
+    )
+    assert any(
+        "whose tokens[:999999999] differ from the committed tokens at position 2: task has "
+        "nothing, committed nothing" in v
+        for v in report.violations
+    ), report.violations
 
 
 def test_times_decreasing() -> None:
@@ -412,10 +575,7 @@ def test_every_effective_fault_is_flagged(fault: Fault) -> None:
             for runner in (run_si, run_dsi):
                 cfg = RunConfig(max_tokens=8, k=2, servers=3, seed=seed)
                 clean = runner(target, drafter, cfg, record=True).trace
-                bad_cfg = RunConfig(
-                    max_tokens=8, k=2, servers=3, seed=seed, faults=frozenset({fault})
-                )
-                bad = runner(target, drafter, bad_cfg, record=True).trace
+                bad = runner(target, drafter, cfg, record=True, parts=planted(fault)).trace
                 assert clean is not None and bad is not None
                 if bad == clean:
                     assert check_trace(bad).ok
@@ -436,7 +596,7 @@ def test_every_effective_fault_is_flagged(fault: Fault) -> None:
 )
 def test_scheduler_faults_break_their_rule(fault: Fault, rule: str) -> None:
     _, clean = run("dsi", k=2, servers=3)
-    _, bad = run("dsi", k=2, servers=3, faults=frozenset({fault}))
+    _, bad = run("dsi", k=2, servers=3, parts=planted(fault))
     assert check_trace(clean).ok
     assert rule in rules(check_trace(bad))
 
@@ -475,7 +635,7 @@ MALFORMED: list[tuple[str, Callable[[Trace], Any], str]] = [
     ("zero denominator", set_field(("events", 3, "t"), "1/0"), "'1/0' is not"),
     ("time as a number", set_field(("events", 3, "t"), 1.5), "= 1.5"),
     ("wrong format", set_field(("format",), "other"), "'other'"),
-    ("wrong version", set_field(("version",), 2), "'version' = 2"),
+    ("wrong version", set_field(("version",), 3), "'version' = 3"),
     ("missing header field", drop(("vocab_size",)), "missing field 'vocab_size'"),
     ("bool for int", set_field(("max_tokens",), True), "'max_tokens' = True"),
     ("server as string", set_field(("events", 1, "server"), "0"), "event 1 (task_start)"),
@@ -520,10 +680,11 @@ def test_files_that_are_not_json_or_not_objects(tmp_path: Path) -> None:
 
 
 def doc_example() -> Trace:
+    """The first JSON example of docs/trace-format.md: the version-2 one."""
     blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(), re.S)
-    assert len(blocks) == 1
+    assert len(blocks) == 2  # version 2, then the same run in version 1
     data = json.loads(blocks[0])
-    assert isinstance(data, dict)
+    assert isinstance(data, dict) and data["version"] == 2
     return data
 
 
@@ -649,9 +810,12 @@ def test_float_tolerance_of_the_model_oracle() -> None:
     c["p"][0] += 1e-12
     c["p"][1] -= 1e-12
     assert check_trace(trace).ok  # rules 1-7 see a valid p and the same sampled token
-    strict = check_trace(trace, target=target)
+    strict = check_trace(trace, target=target, tol=0)
     assert rules(strict) == {MODEL} and "position 1" in strict.violations[0]
-    assert check_trace(trace, target=target, tol=1e-9).ok
+    assert check_trace(trace, target=target).ok  # within the default DEFAULT_TOL = 1e-9
+    c["p"][0] += 1e-7
+    c["p"][1] -= 1e-7
+    assert rules(check_trace(trace, target=target)) == {MODEL}
 
 
 def test_decimal_times_are_exact_rationals() -> None:

@@ -28,11 +28,11 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction as F
 
+from faulty import Fault, planted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dsi_ref.config import RunConfig
-from dsi_ref.faults import Fault
 from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel, MixtureDrafter, random_markov
 from dsi_ref.models import random_dist as _random_dist
@@ -173,17 +173,15 @@ def test_reference_ignores_the_schedule_fields(inst: Instance, sch: Schedule) ->
 
 
 def test_a_planted_stale_prefix_bug_breaks_schedule_independence() -> None:
-    # Negative control: with tasks kept alive on a rejected prefix (Fault.UNVERIFIED_PREFIX)
+    # Negative control: with tasks kept alive on a rejected prefix (faulty.UNVERIFIED_PREFIX)
     # DSI's tokens must differ from the reference on some small instance, or the property
     # above could not catch that real bug. The search is deterministic.
     target = random_markov(3, 1, 11, exact=True)
     drafter = MixtureDrafter(target, F(9, 10), (F(1), F(0), F(0)))
     for seed in range(200):
-        cfg = RunConfig(
-            max_tokens=12, k=3, servers=3, seed=seed, faults=frozenset({Fault.UNVERIFIED_PREFIX})
-        )
-        clean = RunConfig(max_tokens=12, k=3, servers=3, seed=seed)
-        if run_dsi(target, drafter, cfg).tokens != reference_tokens(target, drafter, clean):
+        cfg = RunConfig(max_tokens=12, k=3, servers=3, seed=seed)
+        bad = run_dsi(target, drafter, cfg, parts=planted(Fault.UNVERIFIED_PREFIX))
+        if bad.tokens != reference_tokens(target, drafter, cfg):
             return
     raise AssertionError("no seed in 0..199 exposes Fault.UNVERIFIED_PREFIX")
 

@@ -19,8 +19,8 @@ which server holds what) and checks after every step:
 - at teardown a drain (finish everything, in an order fixed by a drawn seed)
   ends with Finished and exactly max_tokens tokens, equal to the reference.
 
-Planted scheduler bugs (Fault.COMMIT_CANCELLED, Fault.UNVERIFIED_PREFIX) are the
-negative controls: the same machine must fail on them.
+Planted scheduler bugs (tests/faulty.py: COMMIT_CANCELLED, UNVERIFIED_PREFIX, each a
+DSIScheduler subclass) are the negative controls: the same machine must fail on them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from fractions import Fraction as F
 from typing import Any
 
 import pytest
+from faulty import Fault, planted
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -45,7 +46,7 @@ from hypothesis.stateful import (
 )
 
 from dsi_ref.config import RunConfig
-from dsi_ref.faults import NO_FAULTS, Fault
+from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel, MixtureDrafter, random_markov
 from dsi_ref.prob import Dist
 from dsi_ref.randomness import SeededChooser
@@ -63,7 +64,7 @@ from dsi_ref.scheduler import (
 )
 from dsi_ref.sequential import reference_tokens
 from dsi_ref.verify import Verifier
-from dsi_ref.workers import make_workers
+from dsi_ref.workers import REFERENCE_PARTS, RunParts, make_workers
 
 UNKNOWN_IDS = (-1, 10**9)
 
@@ -117,7 +118,7 @@ def _sampling(mode: str) -> SamplingConfig:
 
 
 class SchedulerMachine(RuleBasedStateMachine):
-    faults: frozenset[Fault] = NO_FAULTS
+    parts: RunParts = REFERENCE_PARTS  # the scheduler under test is parts.scheduler(...)
 
     # ----- setup -----------------------------------------------------------
 
@@ -143,15 +144,14 @@ class SchedulerMachine(RuleBasedStateMachine):
             seed=p.seed,
             sampling=_sampling(p.mode),
             point_mass_proposal=p.point_mass,
+            target_latency=Latency.of(p.ttft, p.tpot),
         )
         self.ref = reference_tokens(target, drafter, cfg)
-        verifier = Verifier(SeededChooser(p.seed), cfg.sampling.greedy, self.faults)
+        verifier = Verifier(SeededChooser(p.seed), cfg.sampling.greedy)
         self.scorer, self.drafter = make_workers(
-            target, drafter, cfg.sampling, verifier, (), p.point_mass, self.faults
+            target, drafter, cfg.sampling, verifier, (), p.point_mass
         )
-        self.sched = DSIScheduler(
-            p.max_tokens, p.k, p.servers, verifier, p.ttft, p.tpot, self.faults
-        )
+        self.sched: DSIScheduler[Dist] = self.parts.scheduler(cfg, verifier)
         # The world as the commands describe it.
         self.drafts: dict[int, StartDraft] = {}
         self.queued: dict[int, QueueTask] = {}
@@ -404,11 +404,11 @@ def test_scheduler_state_machine() -> None:
 
 
 class _CommitCancelled(SchedulerMachine):
-    faults = frozenset({Fault.COMMIT_CANCELLED})
+    parts = planted(Fault.COMMIT_CANCELLED)
 
 
 class _UnverifiedPrefix(SchedulerMachine):
-    faults = frozenset({Fault.UNVERIFIED_PREFIX})
+    parts = planted(Fault.UNVERIFIED_PREFIX)
 
 
 @pytest.mark.parametrize("machine", [_CommitCancelled, _UnverifiedPrefix], ids=lambda m: m.__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 import time
@@ -78,7 +79,12 @@ def register(sub: Any) -> None:
         help="Figure 2: SI/DSI/non-SI speedups over drafter latency and acceptance rate",
         description="Writes PREFIX.png (4 panels) and PREFIX.csv (one row per cell).",
     )
-    hm.add_argument("--out", default="out/figure2", help="output prefix (default out/figure2)")
+    hm.add_argument(
+        "--out",
+        default="out/figure2",
+        help="output prefix (default out/figure2); a directory (or a name ending in /) "
+        "gets DIR/figure2.png and DIR/figure2.csv",
+    )
     hm.add_argument(
         "--grid",
         type=_int_flag(2, GRID_MAX),
@@ -135,6 +141,21 @@ def register(sub: Any) -> None:
     tb.set_defaults(func=run_table)
 
 
+DEFAULT_STEM = "figure2"
+
+
+def output_prefix(out: str) -> Path:
+    """The PREFIX of PREFIX.png and PREFIX.csv that `--out` names.
+
+    A directory (existing, named with a trailing slash, or "", ".", ".."): DIR/figure2,
+    so `--out adir/` writes inside adir, never adir.csv beside it.
+    """
+    p = Path(out)
+    if out.endswith(("/", os.sep)) or p.name in ("", ".", "..") or p.is_dir():
+        return p / DEFAULT_STEM
+    return p
+
+
 def run_heatmap(ns: argparse.Namespace) -> int:
     if not require("heatmap", ("numpy", "matplotlib")):
         return 2
@@ -147,6 +168,17 @@ def run_heatmap(ns: argparse.Namespace) -> int:
         write_csv,
     )
 
+    prefix = output_prefix(ns.out)
+    csv_path = prefix.with_name(prefix.name + ".csv")
+    png_path = prefix.with_name(prefix.name + ".png")
+    try:  # before the grid: a bad --out should not cost the computation
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(
+            f"error: cannot create output directory {str(prefix.parent)!r}: {e.strerror or e}",
+            file=sys.stderr,
+        )
+        return 2
     start = time.perf_counter()
     try:
         h = compute(
@@ -162,12 +194,12 @@ def run_heatmap(ns: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     computed = time.perf_counter() - start
-    prefix = Path(ns.out)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    csv_path = prefix.with_name(prefix.name + ".csv")
-    png_path = prefix.with_name(prefix.name + ".png")
-    write_csv(h, csv_path)
-    plot(h, png_path)
+    for path, write in ((csv_path, write_csv), (png_path, plot)):
+        try:
+            write(h, path)  # atomically: an interrupted run leaves no half file
+        except OSError as e:
+            print(f"error: cannot write {str(path)!r}: {e.strerror or e}", file=sys.stderr)
+            return 2
     for panel, (lo, hi) in h.ranges().items():
         print(f"{PANEL_TITLES[panel]:<48} min {lo:.4f}  max {hi:.4f}")
     note = strip_note(h)

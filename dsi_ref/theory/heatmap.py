@@ -23,15 +23,18 @@ budget (`forced_strips`): P <= 7 admits only k >= 17 there, while SI's best k is
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
 
 from dsi_ref.errors import InvalidConfig, show
+from dsi_ref.fileio import write_atomic
 from dsi_ref.theory.offline import FloatArray, dsi_grid, required_servers, si_grid
 
 GRID_MIN, GRID_MAX = 0.01, 0.99
@@ -203,26 +206,39 @@ CSV_COLUMNS = (
 
 
 def write_csv(h: Heatmap, path: Path) -> None:
-    """One row per cell: c, a, best k of SI and DSI, DSI's servers, latencies, the 4 ratios."""
+    """One row per cell: c, a, best k of SI and DSI, DSI's servers, latencies, the 4 ratios.
+
+    Written atomically: the file at `path` is the old one or the whole new one.
+    """
     ratios = {p: h.ratio(p) for p in PANELS}
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(CSV_COLUMNS)
-        for i, ci in enumerate(h.c):
-            for j, aj in enumerate(h.a):
-                w.writerow(
-                    [
-                        f"{ci:.6g}",
-                        f"{aj:.6g}",
-                        int(h.k_si[i, j]),
-                        int(h.k_dsi[i, j]),
-                        int(h.servers_dsi[i, j]),
-                        h.S,
-                        repr(float(h.t_si[i, j])),
-                        repr(float(h.t_dsi[i, j])),
-                        *(repr(float(ratios[p][i, j])) for p in PANELS),
-                    ]
-                )
+
+    def write(raw: IO[bytes]) -> None:
+        f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        _csv_rows(h, ratios, f)
+        f.flush()
+        f.detach()  # the raw file stays open for write_atomic to sync and close
+
+    write_atomic(path, write)
+
+
+def _csv_rows(h: Heatmap, ratios: dict[str, FloatArray], f: IO[str]) -> None:
+    w = csv.writer(f)
+    w.writerow(CSV_COLUMNS)
+    for i, ci in enumerate(h.c):
+        for j, aj in enumerate(h.a):
+            w.writerow(
+                [
+                    f"{ci:.6g}",
+                    f"{aj:.6g}",
+                    int(h.k_si[i, j]),
+                    int(h.k_dsi[i, j]),
+                    int(h.servers_dsi[i, j]),
+                    h.S,
+                    repr(float(h.t_si[i, j])),
+                    repr(float(h.t_dsi[i, j])),
+                    *(repr(float(ratios[p][i, j])) for p in PANELS),
+                ]
+            )
 
 
 def _edges(v: FloatArray) -> FloatArray:
@@ -322,5 +338,7 @@ def plot(h: Heatmap, path: Path) -> None:
         "each panel: latency of the baseline / latency of the algorithm (> 1: faster); "
         "pink: below 1, grey: no k fits the servers" + (f"\n{note}" if note else "")
     )
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)

@@ -16,6 +16,7 @@ shorter run, with TTFT and TPOT of both models, at the same lookaheads and P.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dsi_ref.errors import InvalidConfig, show
+from dsi_ref.fileio import read_json_file
 from dsi_ref.theory.offline import dsi_grid, required_servers, si_grid
 
 NUMBER_FIELDS = (
@@ -84,11 +86,11 @@ def _measured(raw: Any, where: str) -> Measured:
         raise InvalidConfig(f"{where}.provenance must be a non-empty string, got {show(prov)}")
     if value is None:
         return Measured(None, prov)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or (isinstance(value, float) and not math.isfinite(value))  # JSON NaN, Infinity
-    ):
+    number = math.nan
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):  # a long int; JSON's 1e999 reads as inf
+            number = float(value)
+    if not math.isfinite(number):
         raise InvalidConfig(f"{where}.value must be a finite number or null, got {show(value)}")
     if not prov.startswith(PROVENANCE_KINDS):
         raise InvalidConfig(
@@ -123,14 +125,12 @@ def parse_pairs(doc: Any) -> list[Pair]:
 
 def load_pairs(path: Path | None = None) -> list[Pair]:
     """Read a pairs file; None reads the shipped dsi_ref/data/pairs.json."""
+    if path is not None:  # any file: every way it can fail is an InvalidConfig, never a crash
+        return parse_pairs(read_json_file(path, "pairs file", InvalidConfig))
     try:
-        if path is None:
-            text = resources.files("dsi_ref").joinpath("data/pairs.json").read_text()
-        else:
-            text = Path(path).read_text()
-        doc = json.loads(text)
-    except (OSError, json.JSONDecodeError) as e:
-        raise InvalidConfig(f"cannot read pairs file {path!s}: {e}") from None
+        doc = json.loads(resources.files("dsi_ref").joinpath("data/pairs.json").read_text())
+    except (OSError, ValueError) as e:
+        raise InvalidConfig(f"cannot read the shipped pairs file: {e}") from None
     return parse_pairs(doc)
 
 

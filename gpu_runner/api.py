@@ -1,0 +1,169 @@
+"""`generate`: DSI, SI or non-SI with real models, returning tokens, timings, costs and trace."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from dsi_ref.config import RunConfig
+from dsi_ref.errors import InvalidConfig, show
+from dsi_ref.latency import Latency
+from dsi_ref.sampling import SamplingConfig
+from dsi_ref.verify import TokenRule
+from gpu_runner.dsi_exec import run_dsi_real
+from gpu_runner.kv_worker import ModelWorker
+from gpu_runner.loading import vocab_size
+from gpu_runner.passes import BernoulliRule, PassMaker, Waits
+from gpu_runner.result import RealRun
+from gpu_runner.rule import TorchRule
+from gpu_runner.seq_exec import run_nonsi_real, run_si_real
+
+ALGORITHMS = ("dsi", "si", "nonsi")
+MAX_K = 64
+MAX_SERVERS = 64
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """One real run's settings, validated before any model is touched."""
+
+    algorithm: str = "dsi"
+    max_new_tokens: int = 32
+    k: int = 3
+    servers: int = 2
+    seed: int = 0
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(greedy=True))
+    waits: Waits | None = None  # latency-injected mode
+    acceptance: float | None = None  # timing mode: keyed Bernoulli(a) acceptance
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise InvalidConfig(
+                f"algorithm must be one of {ALGORITHMS}, got {show(self.algorithm)}"
+            )
+        _int_in(self.max_new_tokens, 1, 10**6, "max_new_tokens")
+        _int_in(self.k, 1, MAX_K, "lookahead k")
+        _int_in(self.servers, 1, MAX_SERVERS, "servers")
+        _int_in(self.seed, 0, 2**64 - 1, "seed")
+        if not isinstance(self.sampling, SamplingConfig):
+            raise InvalidConfig(f"sampling must be a SamplingConfig, got {show(self.sampling)}")
+        a = self.acceptance
+        if a is not None and (
+            isinstance(a, bool) or not isinstance(a, (int, float)) or not (0.0 <= a <= 1.0)
+        ):
+            raise InvalidConfig(f"acceptance must be a number in [0, 1], got {show(a)}")
+        if self.waits is not None and self.waits.replace and a is None:
+            raise InvalidConfig(
+                "waits that replace the forward pass need timing mode (an acceptance rate): "
+                "without a forward there is no distribution to verify"
+            )
+
+    def run_config(self, prompt: Sequence[int]) -> RunConfig:
+        """The dsi_ref settings of this run (the trace header; the scheduler's costs)."""
+        w = self.waits
+        # Timing mode's rule is speculative sampling on implied p, q (gpu_runner.trace_io).
+        sampling = self.sampling if self.acceptance is None else SamplingConfig()
+        return RunConfig(
+            max_tokens=self.max_new_tokens,
+            k=self.k,
+            servers=self.servers if self.algorithm == "dsi" else 1,
+            seed=self.seed,
+            sampling=sampling,
+            target_latency=w.target if w else Latency.of(1, 1, "target"),
+            drafter_latency=w.drafter if w else Latency.of("1/10", "1/10", "drafter"),
+            prompt=tuple(prompt),
+        )
+
+
+def _int_in(x: object, lo: int, hi: int, what: str) -> int:
+    if isinstance(x, bool) or not isinstance(x, int) or not (lo <= x <= hi):
+        raise InvalidConfig(f"{what} must be an int in [{lo}, {hi}], got {show(x)}")
+    return x
+
+
+def make_rule(cfg: RunnerConfig, vocab_size: int) -> TokenRule[Any]:
+    if cfg.acceptance is not None:
+        return BernoulliRule(cfg.seed, float(cfg.acceptance), vocab_size)
+    return TorchRule(cfg.seed, cfg.sampling.greedy)
+
+
+def place_servers(
+    target: torch.nn.Module, devices: Sequence[torch.device]
+) -> list[torch.nn.Module]:
+    """One weight copy per distinct device; servers on one device share it."""
+    copies: dict[torch.device, torch.nn.Module] = {}
+    home = next(target.parameters()).device
+    out = []
+    for dev in devices:
+        if dev not in copies:
+            copies[dev] = target if dev == home else copy.deepcopy(target).to(dev)
+        out.append(copies[dev])
+    return out
+
+
+def run(
+    target: torch.nn.Module,
+    drafter: torch.nn.Module,
+    prompt: Sequence[int],
+    cfg: RunnerConfig,
+    *,
+    server_devices: Sequence[torch.device] | None = None,
+    record: bool = False,
+    progress: Callable[[int], Any] | None = None,
+    passes: PassMaker | None = None,
+) -> RealRun:
+    """One run on already loaded, already checked models (see `generate` for the checks).
+
+    `passes` replaces what each pass computes (tests inject faulty ones here).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one intra-op thread per CPU worker: more only fight for cores
+    try:
+        return _run(target, drafter, prompt, cfg, server_devices, record, progress, passes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(
+    target: torch.nn.Module,
+    drafter: torch.nn.Module,
+    prompt: Sequence[int],
+    cfg: RunnerConfig,
+    server_devices: Sequence[torch.device] | None,
+    record: bool,
+    progress: Callable[[int], Any] | None,
+    passes: PassMaker | None,
+) -> RealRun:
+    vocab = vocab_size(target)
+    rc = cfg.run_config(prompt)
+    if passes is None:
+        passes = PassMaker(cfg.sampling, make_rule(cfg, vocab), cfg.waits)
+    d_worker = ModelWorker(drafter, prompt, "drafter", vocab)
+    if cfg.algorithm == "nonsi":
+        return run_nonsi_real(
+            ModelWorker(target, prompt, "target0", vocab),
+            passes,
+            rc,
+            vocab,
+            record=record,
+            progress=progress,
+        )
+    if cfg.algorithm == "si":
+        return run_si_real(
+            d_worker,
+            ModelWorker(target, prompt, "target0", vocab),
+            passes,
+            rc,
+            vocab,
+            record=record,
+            progress=progress,
+        )
+    home = next(target.parameters()).device
+    devices = list(server_devices) if server_devices else [home] * cfg.servers
+    models = place_servers(target, devices)
+    workers = [ModelWorker(m, prompt, f"target{i}", vocab) for i, m in enumerate(models)]
+    return run_dsi_real(d_worker, workers, passes, rc, vocab, record=record, progress=progress)

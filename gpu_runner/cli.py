@@ -1,0 +1,238 @@
+"""`python -m gpu_runner`: run DSI, SI and non-SI on real models side by side; profile a pair.
+
+    python -m gpu_runner run --prompt "def fib(n):"          # the shipped tiny pair, on CPU
+    python -m gpu_runner run --target DIR --drafter DIR --device cuda:0 --servers 4
+    python -m gpu_runner profile --target DIR --drafter DIR --out pair.json
+
+Exit codes: 0 ok, 1 a run's trace failed dsi_ref's checker, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from dsi_ref.errors import DSIError
+
+ALL = ("nonsi", "si", "dsi")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected TTFT,TPOT in seconds, got {text!r}")
+    return parts[0].strip(), parts[1].strip()
+
+
+def _fraction(text: str) -> Fraction:
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m gpu_runner",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="DSI vs SI vs non-SI on real models, with the prediction")
+    r.add_argument("--prompt", default="def fib(n):", help="text prompt (byte tokenizer)")
+    r.add_argument("--target", default=None, help="target model directory (default: tiny pair)")
+    r.add_argument("--drafter", default=None, help="drafter model directory (default: tiny pair)")
+    r.add_argument("--algorithm", default="all", choices=(*ALL, "all"))
+    r.add_argument("--max-new-tokens", type=int, default=48)
+    r.add_argument("--k", type=int, default=3, help="lookahead (default 3)")
+    r.add_argument("--servers", type=int, default=2, help="DSI target servers (default 2)")
+    r.add_argument("--sample", action="store_true", help="sample (default: greedy)")
+    r.add_argument("--temperature", type=_fraction, default=Fraction(1))
+    r.add_argument("--top-k", type=int, default=None)
+    r.add_argument("--top-p", type=_fraction, default=None)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument(
+        "--device",
+        action="append",
+        default=None,
+        help="target server device; repeat for several (default cuda:0 or cpu)",
+    )
+    r.add_argument("--drafter-device", default=None)
+    r.add_argument("--dtype", default="float32", help="float64, float32, bfloat16, float16")
+    r.add_argument(
+        "--inject-target",
+        type=_pair,
+        default=None,
+        metavar="TTFT,TPOT",
+        help="pad every target pass to these seconds (latency-injected mode)",
+    )
+    r.add_argument("--inject-drafter", type=_pair, default=None, metavar="TTFT,TPOT")
+    r.add_argument(
+        "--acceptance",
+        type=float,
+        default=None,
+        help="timing mode: accept each draft with this keyed probability",
+    )
+    r.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="write the trace (with --algorithm all: one file per algorithm)",
+    )
+    r.add_argument("--json", type=Path, default=None, help="write the summary as JSON")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    return ap
+
+
+def _progress(name: str, n: int, quiet: bool) -> Callable[[int], None] | None:
+    if quiet:
+        return None
+
+    def show(done: int) -> None:
+        width = 30
+        fill = width * done // n
+        sys.stderr.write(f"\r{name:>5} [{'#' * fill}{'.' * (width - fill)}] {done}/{n} tokens")
+        if done >= n:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _trace_path(base: Path, alg: str, several: bool) -> Path:
+    if not several:
+        return base
+    return base.with_name(f"{base.stem or 'trace'}.{alg}{base.suffix or '.json'}")
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from dsi_ref.checker import check_trace
+    from dsi_ref.trace import save_trace
+    from gpu_runner.generate import generate
+    from gpu_runner.predict import fitted_latency, predict
+    from gpu_runner.tokenizer import ByteTokenizer
+
+    tok = ByteTokenizer()
+    if (ns.target is None) != (ns.drafter is None):
+        raise DSIError("give both --target and --drafter, or neither (the shipped tiny pair)")
+    if ns.target is None:
+        from gpu_runner.tiny import tiny_pair_paths
+
+        target, drafter = (str(p) for p in tiny_pair_paths())
+    else:
+        target, drafter = ns.target, ns.drafter
+    ids = tok.encode(ns.prompt)
+    algs = ALL if ns.algorithm == "all" else (ns.algorithm,)
+    rows: list[dict[str, Any]] = []
+    failed = False
+    for alg in algs:
+        run = generate(
+            target,
+            drafter,
+            ids,
+            algorithm=alg,
+            max_new_tokens=ns.max_new_tokens,
+            k=ns.k,
+            servers=ns.servers,
+            do_sample=ns.sample,
+            temperature=ns.temperature,
+            top_k=ns.top_k,
+            top_p=ns.top_p,
+            seed=ns.seed,
+            devices=ns.device,
+            drafter_device=ns.drafter_device,
+            dtype=ns.dtype,
+            inject_target=ns.inject_target,
+            inject_drafter=ns.inject_drafter,
+            acceptance=ns.acceptance,
+            record=ns.trace is not None,
+            progress=_progress(alg, ns.max_new_tokens, ns.quiet),
+        )
+        tl = fitted_latency(run.pass_log, "target")
+        dl = fitted_latency(run.pass_log, "drafter")
+        predicted = None
+        if tl is not None:
+            from dsi_ref.latency import Latency
+
+            predicted = float(predict(run, ns.k, ns.servers, tl, dl or Latency.of(1, 1)))
+        row = run.summary()
+        row["predicted_s"] = predicted
+        row["text"] = tok.decode(list(run.tokens))
+        if run.trace is not None and ns.trace is not None:
+            path = _trace_path(ns.trace, alg, len(algs) > 1)
+            save_trace(run.trace, path)
+            report = check_trace(run.trace)
+            row["trace"] = str(path)
+            row["trace_ok"] = report.ok
+            failed |= not report.ok
+        rows.append(row)
+    _print_table(rows)
+    if ns.json is not None:
+        ns.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 1 if failed else 0
+
+
+def _print_table(rows: Sequence[dict[str, Any]]) -> None:
+    head = (
+        "algorithm",
+        "ms/token",
+        "wall s",
+        "predicted s",
+        "meas/pred",
+        "target fwd/tok",
+        "drafter fwd/tok",
+        "peak KV/server",
+        "device s/tok",
+    )
+    print("  ".join(f"{h:>15}" for h in head))
+    for r in rows:
+        pred = r["predicted_s"]
+        ratio = r["wall_s"] / pred if pred else float("nan")
+        kv = max(r["peak_cache_bytes"] or [0])
+        cells = (
+            r["algorithm"],
+            f"{r['ms_per_token']:.2f}",
+            f"{r['wall_s']:.3f}",
+            "-" if pred is None else f"{pred:.3f}",
+            f"{ratio:.3f}",
+            f"{r['target_forwards_per_token']:.2f}",
+            f"{r['drafter_forwards_per_token']:.2f}",
+            f"{kv / 1024:.0f} KiB",
+            f"{r['device_seconds_per_token']:.4f}",
+        )
+        print("  ".join(f"{c:>15}" for c in cells))
+    by = {r["algorithm"]: r["wall_s"] for r in rows}
+    if "dsi" in by:
+        for other in ("si", "nonsi"):
+            if other in by:
+                print(f"DSI speedup over {other}: {by[other] / by['dsi']:.3f}x")
+    for r in rows:
+        if "trace" in r:
+            print(f"trace {r['trace']}: {'OK' if r['trace_ok'] else 'FAILED the checker'}")
+    print(f"text ({rows[-1]['algorithm']}): {rows[-1]['text']!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a bar per weight load would bury the run's own
+    try:
+        if ns.command == "profile":
+            from gpu_runner.profile import profile_main
+
+            return int(profile_main(list(ns.rest)))
+        return cmd_run(ns)
+    except DSIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # an output file that cannot be written
+        print(f"error: {e}", file=sys.stderr)
+        return 2

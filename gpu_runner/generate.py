@@ -1,0 +1,154 @@
+"""`generate`: the runner's public entry point, with every check done before loading."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from dsi_ref.errors import InvalidConfig, show
+from dsi_ref.latency import Latency
+from dsi_ref.sampling import SamplingConfig
+from gpu_runner.api import RunnerConfig, run
+from gpu_runner.devices import parse_device, server_devices
+from gpu_runner.errors import IncompatiblePair
+from gpu_runner.loading import check_pair, context_window, load_model, vocab_size
+from gpu_runner.passes import Waits
+from gpu_runner.result import RealRun
+
+_DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+def parse_dtype(x: object) -> torch.dtype:
+    if isinstance(x, torch.dtype) and x in _DTYPES.values():
+        return x
+    if isinstance(x, str) and x in _DTYPES:
+        return _DTYPES[x]
+    raise InvalidConfig(f"dtype must be one of {sorted(_DTYPES)}, got {show(x)}")
+
+
+def _pair_dtype(target: object, drafter: object, dtype: object) -> torch.dtype:
+    """The dtype to load at: the one given, else a loaded model's own, else float32."""
+    if dtype is not None:
+        return parse_dtype(dtype)
+    own = {}
+    for name, m in (("target", target), ("drafter", drafter)):
+        if isinstance(m, torch.nn.Module):
+            p = next(m.parameters(), None)
+            if p is not None:
+                own[name] = p.dtype
+    if len(set(own.values())) > 1:
+        raise IncompatiblePair(
+            f"target dtype {own['target']} differs from drafter dtype {own['drafter']}: "
+            "pass dtype= to cast both"
+        )
+    return next(iter(own.values()), torch.float32)
+
+
+def prompt_ids(input_ids: object) -> list[int]:
+    """A non-empty list of token ids from a list, tuple or a [1, n] / [n] integer tensor."""
+    if isinstance(input_ids, torch.Tensor):
+        if input_ids.dim() == 2 and input_ids.shape[0] == 1:
+            input_ids = input_ids[0]
+        if input_ids.dim() != 1 or input_ids.dtype not in (torch.int64, torch.int32):
+            raise InvalidConfig(
+                f"input_ids must be one sequence of integer ids (shape [n] or [1, n]), got a "
+                f"{input_ids.dtype} tensor of shape {tuple(input_ids.shape)}"
+            )
+        input_ids = input_ids.tolist()
+    if isinstance(input_ids, (str, bytes)) or not isinstance(input_ids, Sequence):
+        raise InvalidConfig(f"input_ids must be a sequence of token ids, got {show(input_ids)}")
+    ids = list(input_ids)
+    if not ids:
+        raise InvalidConfig("input_ids is empty: the first position needs a prompt to condition on")
+    for t in ids:
+        if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+            raise InvalidConfig(f"input_ids holds {show(t)}, not a token id (an int >= 0)")
+    return ids
+
+
+def latency_waits(
+    target: tuple[object, object] | None, drafter: tuple[object, object] | None, replace: bool
+) -> Waits | None:
+    """Injected waits from (TTFT, TPOT) pairs in seconds, or None when neither is given."""
+    if target is None and drafter is None:
+        return None
+    if target is None or drafter is None:
+        raise InvalidConfig("latency-injected mode needs both target and drafter (TTFT, TPOT)")
+    return Waits(Latency.of(*target, "target"), Latency.of(*drafter, "drafter"), replace)
+
+
+def generate(
+    target: PreTrainedModel | str | Path,
+    drafter: PreTrainedModel | str | Path,
+    input_ids: object,
+    *,
+    algorithm: str = "dsi",
+    max_new_tokens: int = 32,
+    k: int = 3,
+    servers: int = 2,
+    do_sample: bool = False,
+    temperature: float | Fraction = 1.0,
+    top_k: int | None = None,
+    top_p: float | Fraction | None = None,
+    seed: int = 0,
+    devices: Sequence[str | torch.device] | str | None = None,
+    drafter_device: str | torch.device | None = None,
+    exclusive: bool = False,
+    dtype: str | torch.dtype | None = None,
+    inject_target: tuple[object, object] | None = None,
+    inject_drafter: tuple[object, object] | None = None,
+    replace_forward: bool = False,
+    acceptance: float | None = None,
+    record: bool = False,
+    progress: Callable[[int], Any] | None = None,
+) -> RealRun:
+    """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
+
+    target, drafter: loaded models or local directories (config.json + safetensors).
+    dtype: None keeps a loaded model's dtype (and loads paths in float32); a dtype casts
+    (a loaded model is cast and moved in place, as `model.to` does).
+    Sampling follows GenerationConfig: do_sample=False is greedy. `devices` lists the
+    target servers' devices (round-robin; servers on one device share one weight
+    copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
+    seconds pads every pass to a fixed wait (latency-injected mode); `acceptance`
+    switches to timing mode (keyed Bernoulli acceptance). Returns tokens, wall
+    times, counters, costs and (with record=True) a trace dsi_ref's checker reads.
+    """
+    sampling = SamplingConfig(
+        greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
+    )
+    waits = latency_waits(inject_target, inject_drafter, replace_forward)
+    cfg = RunnerConfig(algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance)
+    prompt = prompt_ids(input_ids)
+    torch_dtype = _pair_dtype(target, drafter, dtype)
+    devs = server_devices(devices, cfg.servers if algorithm == "dsi" else 1, exclusive)
+    d_dev = parse_device(drafter_device) if drafter_device is not None else devs[0]
+    t_model = load_model(target, dtype=torch_dtype, device=devs[0])
+    d_model = load_model(drafter, dtype=torch_dtype, device=d_dev)
+    check_pair(t_model, d_model)
+    vocab = vocab_size(t_model)
+    if vocab_size(d_model) != vocab:
+        raise IncompatiblePair(
+            f"target scores {vocab} tokens, drafter {vocab_size(d_model)}: they cannot verify"
+        )
+    bad = [t for t in prompt if t >= vocab]
+    if bad:
+        raise InvalidConfig(f"input_ids holds {bad[0]}, outside the vocabulary 0..{vocab - 1}")
+    for name, m in (("target", t_model), ("drafter", d_model)):
+        window = context_window(m)
+        if window is not None and len(prompt) + max_new_tokens > window:
+            raise InvalidConfig(
+                f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
+                f"{name}'s context window of {window}"
+            )
+    return run(t_model, d_model, prompt, cfg, server_devices=devs, record=record, progress=progress)

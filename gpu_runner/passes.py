@@ -1,0 +1,103 @@
+"""What one pass of a worker computes, for each mode, independent of threads.
+
+- lossless: the models' real next-token laws, warped, and the injected rule.
+- timing: the forward still runs (its cost is what is measured) but acceptance
+  is a keyed Bernoulli(a) per position, for random-weight models at real shapes.
+A pass may also be padded to, or replaced by, a fixed wait (latency-injected
+mode), so orchestration overhead can be measured against an exact prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+from dsi_ref.latency import Latency
+from dsi_ref.randomness import Key, Purpose, keyed_uniform
+from dsi_ref.sampling import SamplingConfig
+from dsi_ref.verify import TokenRule
+from gpu_runner.kv_worker import ModelWorker
+from gpu_runner.warp import warp
+
+
+@dataclass(frozen=True)
+class Waits:
+    """Injected pass costs: each pass takes exactly its model's latency (seconds)."""
+
+    target: Latency
+    drafter: Latency
+    replace: bool = False  # True: no forward at all, only the wait (timing mode only)
+
+    def seconds(self, lat: Latency, first: int, positions: int) -> float:
+        per = getattr(lat, "per_position", Fraction(0))
+        return float(lat.forward(first) + per * (positions - 1))
+
+
+class BernoulliRule:
+    """Timing mode's rule: the draft at a position is accepted iff U(seed, pos, ACCEPT) < a.
+
+    Distributions are not read (they are None). A rejection commits another token
+    (draft + 1 mod V) so the chain changes as a rejection's would.
+    """
+
+    def __init__(self, seed: int, acceptance: float, vocab_size: int) -> None:
+        self.seed = seed
+        self.acceptance = acceptance
+        self.vocab_size = vocab_size
+
+    def verify(self, position: int, p: object, q: object, draft: int) -> tuple[int, bool]:
+        if keyed_uniform(self.seed, Key(position, Purpose.ACCEPT)) < self.acceptance:
+            return draft, True
+        return (draft + 1) % self.vocab_size, False
+
+    def target_token(self, position: int, p: object) -> int:
+        return 0
+
+    def draft(self, position: int, q: object) -> int:
+        return int(keyed_uniform(self.seed, Key(position, Purpose.DRAFT)) * self.vocab_size)
+
+
+class PassMaker:
+    """The drafter's and a target server's pass, for one run's mode."""
+
+    def __init__(self, sampling: SamplingConfig, rule: TokenRule[Any], waits: Waits | None) -> None:
+        self.sampling = sampling
+        self.rule = rule
+        self.waits = waits
+        self.timing = isinstance(rule, BernoulliRule)
+        self.acceptance = rule.acceptance if isinstance(rule, BernoulliRule) else None
+        self._replace = waits is not None and waits.replace
+
+    def draft(
+        self, worker: ModelWorker, chain: Sequence[int], position: int
+    ) -> tuple[int, torch.Tensor | None]:
+        """The draft at `position` and the q it was sampled from."""
+        if self.timing:
+            if not self._replace:
+                worker.logits(chain, position, position)
+            return self.rule.draft(position, None), None
+        q = warp(worker.probs(chain, position, position), self.sampling)[0]
+        return self.rule.draft(position, q), q
+
+    def score(
+        self, worker: ModelWorker, chain: Sequence[int], first: int, last: int
+    ) -> list[torch.Tensor | None]:
+        """The target's laws at positions first..last."""
+        m = last - first + 1
+        if self.timing:
+            if not self._replace:
+                worker.logits(chain, first, last)
+            return [None] * m
+        ps = warp(worker.probs(chain, first, last), self.sampling)
+        return list(ps.unbind(0))
+
+    def cost(self, target: bool, first: int, positions: int) -> float | None:
+        """The injected duration of a pass in seconds, or None (run at the model's pace)."""
+        if self.waits is None:
+            return None
+        lat = self.waits.target if target else self.waits.drafter
+        return self.waits.seconds(lat, first, positions)

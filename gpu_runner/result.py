@@ -1,0 +1,57 @@
+"""What a real run returns: tokens, wall times, counters, costs and its trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsi_ref.result import Counters
+
+
+@dataclass
+class Costs:
+    """Compute and memory beside latency (the paper reported neither)."""
+
+    target_forwards: int = 0  # passes that ran (skipped ones excluded)
+    drafter_forwards: int = 0
+    target_tokens_fed: int = 0  # ids run through the target (prefill and recomputation)
+    peak_cache_bytes: list[int] = field(default_factory=list)  # per target server
+    drafter_peak_cache_bytes: int = 0
+    device_seconds: float = 0.0  # wall time inside passes, summed over workers
+    overruns: int = 0  # passes that took longer than their injected wait
+
+    def per_token(self, n: int) -> dict[str, float]:
+        return {
+            "target_forwards_per_token": self.target_forwards / n,
+            "drafter_forwards_per_token": self.drafter_forwards / n,
+            "device_seconds_per_token": self.device_seconds / n,
+        }
+
+
+@dataclass
+class RealRun:
+    algorithm: str
+    tokens: tuple[int, ...]
+    wall: float  # seconds from start to the last commit
+    commit_times: tuple[float, ...]
+    accepted: tuple[bool, ...]  # per position: the draft there was accepted (pattern)
+    counters: Counters
+    costs: Costs
+    trace: dict[str, Any] | None = field(default=None, repr=False)
+    # Every pass that ran (cancelled ones too): (model, first position, positions, seconds).
+    pass_log: list[tuple[str, int, int, float]] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        n = max(1, len(self.tokens))
+        return {
+            "algorithm": self.algorithm,
+            "tokens": list(self.tokens),
+            "wall_s": self.wall,
+            "ms_per_token": 1000 * self.wall / n,
+            "accepted": sum(self.accepted),
+            **self.costs.per_token(n),
+            "peak_cache_bytes": self.costs.peak_cache_bytes,
+            "overruns": self.costs.overruns,
+            "tasks_cancelled": self.counters.tasks_cancelled,
+            "tasks_queued": self.counters.tasks_queued,
+        }

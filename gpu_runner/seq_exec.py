@@ -1,0 +1,209 @@
+"""SI and non-SI on the same workers as DSI, in the calling thread, on the wall clock.
+
+They mirror dsi_ref.si.run_si and dsi_ref.nonsi.run_nonsi step for step (same
+keys, same bonus rule, same trace events), so their tokens equal the
+reference's and their traces pass the same checker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
+
+import torch
+
+from dsi_ref.config import RunConfig
+from dsi_ref.result import Counters
+from dsi_ref.trace import TraceRecorder
+from gpu_runner.kv_worker import ModelWorker
+from gpu_runner.passes import PassMaker
+from gpu_runner.result import Costs, RealRun
+from gpu_runner.trace_io import Clock, commit_dists
+
+R = TypeVar("R")
+
+
+class _Timer:
+    """Runs a pass, synchronises the device, pads it to its injected cost."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.busy_ns = 0
+        self.overruns = 0
+        self.log: list[tuple[str, int, int, float]] = []
+
+    def __call__(self, fn: Callable[[], R], cost: float | None, span: tuple[str, int, int]) -> R:
+        start = time.perf_counter_ns()
+        out = fn()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        if cost is not None:
+            left = start + int(cost * 1e9) - time.perf_counter_ns()
+            if left > 0:
+                time.sleep(left / 1e9)
+            else:
+                self.overruns += 1
+        took = time.perf_counter_ns() - start
+        self.busy_ns += took
+        self.log.append((*span, took / 1e9))
+        return out
+
+
+def run_si_real(
+    drafter: ModelWorker,
+    target: ModelWorker,
+    passes: PassMaker,
+    cfg: RunConfig,
+    vocab_size: int,
+    *,
+    record: bool = False,
+    progress: Callable[[int], Any] | None = None,
+) -> RealRun:
+    rule = passes.rule
+    rec = TraceRecorder(record, "si", cfg, vocab_size)
+    timer = _Timer(target.device)
+    clock = Clock()
+    n, k = cfg.max_tokens, cfg.k
+    tokens: list[int] = []
+    times: list[float] = []
+    accepted: list[bool] = []
+    c = Counters()
+    task_id = draft_id = 0
+    while len(tokens) < n:
+        i = len(tokens)
+        m = min(k, n - i - 1)
+        chain = list(tokens)
+        qs: list[Any] = []
+        for j in range(m):
+            rec.event(clock.now(), "draft_start", id=draft_id, pos=i + j)
+            tok, q = timer(
+                partial(passes.draft, drafter, list(chain), i + j),
+                passes.cost(False, i + j, 1),
+                ("drafter", i + j, 1),
+            )
+            rec.event(clock.now(), "draft_done", id=draft_id, pos=i + j, token=tok)
+            draft_id += 1
+            chain.append(tok)
+            qs.append(q)
+        t = clock.now()
+        rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
+        rec.event(t, "task_start", id=task_id, server=0)
+        ps = timer(
+            partial(passes.score, target, chain, i, i + m),
+            passes.cost(True, i, m + 1),
+            ("target", i, m + 1),
+        )
+        t = clock.now()
+        rec.event(t, "task_done", id=task_id, server=0)
+        for j in range(m):
+            token, ok = rule.verify(i + j, ps[j], qs[j], chain[i + j])
+            if rec.enabled:
+                pj, qj = commit_dists(ps[j], qs[j], chain[i + j], passes.acceptance, vocab_size)
+                rec.commit(
+                    t,
+                    i + j,
+                    token,
+                    source="verify",
+                    task=task_id,
+                    p=tuple(pj),
+                    draft=chain[i + j],
+                    q=None if qj is None else tuple(qj),
+                    accepted=ok,
+                )
+            tokens.append(token)
+            times.append(float(t))
+            accepted.append(ok)
+            if not ok:
+                c.drafts_rejected += 1
+                c.drafts_wasted += m - j
+                break
+            c.drafts_accepted += 1
+        else:
+            token = rule.target_token(i + m, ps[m])
+            if rec.enabled:
+                pm, _ = commit_dists(ps[m], None, None, passes.acceptance, vocab_size)
+                rec.commit(t, i + m, token, source="target", task=task_id, p=tuple(pm))
+            tokens.append(token)
+            times.append(float(t))
+            accepted.append(True)  # a bonus position has no draft; the pattern ignores it
+        task_id += 1
+        if progress is not None:
+            progress(len(tokens))
+    end = clock.now()
+    rec.event(end, "done")
+    c.target_forwards = task_id
+    c.drafter_forwards = draft_id
+    costs = Costs(
+        target_forwards=target.forwards,
+        drafter_forwards=drafter.forwards,
+        target_tokens_fed=target.tokens_fed,
+        peak_cache_bytes=[target.peak_cache_bytes],
+        drafter_peak_cache_bytes=drafter.peak_cache_bytes,
+        device_seconds=timer.busy_ns / 1e9,
+        overruns=timer.overruns,
+    )
+    trace = rec.finish(tokens, end)
+    return RealRun(
+        "si", tuple(tokens), times[-1], tuple(times), tuple(accepted), c, costs, trace, timer.log
+    )
+
+
+def run_nonsi_real(
+    target: ModelWorker,
+    passes: PassMaker,
+    cfg: RunConfig,
+    vocab_size: int,
+    *,
+    record: bool = False,
+    progress: Callable[[int], Any] | None = None,
+) -> RealRun:
+    rule = passes.rule
+    rec = TraceRecorder(record, "nonsi", cfg, vocab_size)
+    timer = _Timer(target.device)
+    clock = Clock()
+    tokens: list[int] = []
+    times: list[float] = []
+    for i in range(cfg.max_tokens):
+        t = clock.now()
+        rec.event(t, "task_submit", id=i, kind="target", tokens=list(tokens), first=i, last=i)
+        rec.event(t, "task_start", id=i, server=0)
+        (p,) = timer(
+            partial(passes.score, target, list(tokens), i, i),
+            passes.cost(True, i, 1),
+            ("target", i, 1),
+        )
+        t = clock.now()
+        rec.event(t, "task_done", id=i, server=0)
+        token = rule.target_token(i, p)
+        if rec.enabled:
+            pl, _ = commit_dists(p, None, None, passes.acceptance, vocab_size)
+            rec.commit(t, i, token, source="target", task=i, p=tuple(pl))
+        tokens.append(token)
+        times.append(float(t))
+        if progress is not None:
+            progress(len(tokens))
+    end = clock.now()
+    rec.event(end, "done")
+    costs = Costs(
+        target_forwards=target.forwards,
+        target_tokens_fed=target.tokens_fed,
+        peak_cache_bytes=[target.peak_cache_bytes],
+        device_seconds=timer.busy_ns / 1e9,
+        overruns=timer.overruns,
+    )
+    n = cfg.max_tokens
+    counters = Counters(target_forwards=n)
+    trace = rec.finish(tokens, end)
+    return RealRun(
+        "nonsi",
+        tuple(tokens),
+        times[-1],
+        tuple(times),
+        (False,) * n,
+        counters,
+        costs,
+        trace,
+        timer.log,
+    )
