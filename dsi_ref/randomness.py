@@ -86,8 +86,6 @@ class SeededChooser:
     def __init__(self, seed: int) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise InvalidConfig(f"seed must be an int >= 0, got {show(seed)}")
-        if seed.bit_length() > 256:  # each 64 bits cost a hash round per draw
-            raise InvalidConfig(f"seed must be an int in [0, 2**256), got {show(seed)}")
         self.seed = seed
         # Models hand out the same (cached) distribution tuples again and again, so their
         # inverse CDFs are kept, keyed by object identity; each entry holds its tuple, so

@@ -81,9 +81,9 @@ def test_shipped_table_says_what_is_missing_where_it_is_and_how_to_supply_it() -
     for p, row in zip(pairs, rows, strict=True):
         if p.missing():
             assert row.prediction is None
-            assert row.problem == "missing target TPOT, drafter TPOT, acceptance rate"
+            assert row.problem == "missing target_tpot_ms, drafter_tpot_ms, acceptance_rate"
             line = next(x for x in text.splitlines() if x.startswith(p.name))
-            assert line.endswith(" missing target TPOT, drafter TPOT, acceptance rate")
+            assert line.endswith(" missing target_tpot_ms, drafter_tpot_ms, acceptance_rate")
     # where the numbers are, and both ways to supply them
     assert "arXiv 2405.14105" in text and "table of pairs" in text
     assert "python -m dsi_ref table --file FILE" in text
@@ -118,10 +118,10 @@ def test_complete_and_incomplete_rows_together() -> None:
     rows = evaluate(parse_pairs(doc), S=100, kmax=6, pmax=7)
     assert rows[0].prediction is not None and rows[0].problem == ""
     assert rows[0].prediction.c == pytest.approx(0.1)
-    assert rows[1].prediction is None and rows[1].problem == "missing acceptance rate"
+    assert rows[1].prediction is None and rows[1].problem == "missing acceptance_rate"
     text = format_table(rows, 100)
-    assert "Partial / tiny on set" in text and "missing acceptance rate" in text
-    assert "1 pair(s) lack numbers the prediction needs: acceptance rate." in text
+    assert "Partial / tiny on set" in text and "missing acceptance_rate" in text
+    assert "1 pair(s) lack numbers the prediction needs: acceptance rate (acceptance_rate)." in text
     assert FIXTURE in text and "unknown" not in text  # only known numbers have a source
     assert "illustrative" not in text  # a table with a complete row needs no example
     # latency in ms = expected target-TPOT units x target TPOT
@@ -177,7 +177,7 @@ def _cli(argv: list[str]) -> int:
 def test_cli_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli(["table"]) == 0
     out = capsys.readouterr().out
-    assert out.count("missing target TPOT, drafter TPOT, acceptance rate") == 10
+    assert out.count("missing target_tpot_ms, drafter_tpot_ms, acceptance_rate") == 10
     f = tmp_path / "pairs.json"
     f.write_text(json.dumps({"pairs": [_pair("Full", COMPLETE)]}))
     assert _cli(["table", "--file", str(f), "--S", "100", "--kmax", "5"]) == 0

@@ -258,7 +258,7 @@ def evaluate(
     for pair in pairs:
         missing = pair.missing()
         if missing:
-            rows.append(Row(pair, None, "missing " + ", ".join(FIELD_LABELS[f] for f in missing)))
+            rows.append(Row(pair, None, "missing " + ", ".join(missing)))  # the file's fields
             continue
         a = pair.numbers["acceptance_rate"].value
         tt = pair.numbers["target_tpot_ms"].value
@@ -330,7 +330,7 @@ def how_to_complete(incomplete: list[Row]) -> list[str]:
     fields = sorted({f for r in incomplete for f in r.pair.missing()}, key=NUMBER_FIELDS.index)
     return [
         f"{len(incomplete)} pair(s) lack numbers the prediction needs: "
-        + ", ".join(FIELD_LABELS[f] for f in fields)
+        + ", ".join(f"{FIELD_LABELS[f]} ({f})" for f in fields)
         + ".",
         f"  Where they are: the paper ({PAPER})",
         "  reports them per model pair in its table of pairs: TTFT and TPOT (ms) of the target",
