@@ -19,6 +19,7 @@ transformers = pytest.importorskip("transformers")
 from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
 
 from dsi_ref.latency import Latency  # noqa: E402
+from dsi_ref.sampling import SamplingConfig  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
 from gpu_runner.passes import Waits  # noqa: E402
 from gpu_runner.predict import predict  # noqa: E402
@@ -93,35 +94,46 @@ def test_algorithms_side_by_side(benchmark: BenchmarkFixture) -> None:
 
 
 def test_trained_tiny_pair_injected(benchmark: BenchmarkFixture) -> None:
-    """The trained tiny pair, real forwards padded to target 30 ms / drafter 3 ms (ratio 10).
+    """The trained tiny pair, real forwards padded to target 60 ms / drafter 6 ms (ratio 10).
 
-    Lossless mode (real distributions, greedy): every algorithm commits the same tokens.
+    Lossless mode (real distributions, sampling at T = 1, acceptance about 0.64): DSI's
+    tokens equal non-SI's only in law, so the check is that each run is complete.
     Measured DSI/SI and DSI/non-SI next to the prediction on the same patterns (aim: 5%).
+    Where a real forward outlasts its pad (the drafter's, when P target threads hold the
+    GIL around their own forwards on 2 cores) the run is slower than predicted: the
+    overruns are reported.
     """
     from gpu_runner.tiny import load_tiny_pair
     from gpu_runner.tokenizer import encode
 
     target, drafter = load_tiny_pair(dtype=torch.float32)
-    tl, dl = Latency.of("0.03", "0.03", "target"), Latency.of("0.003", "0.003", "drafter")
+    tl, dl = Latency.of("0.06", "0.06", "target"), Latency.of("0.006", "0.006", "drafter")
     waits = Waits(tl, dl)
     prompt = encode("def fib(n):\n    if n < 2:\n        return n\n")
     n, k, servers = 40, 3, 4
 
-    def once() -> dict[str, tuple[float, float, tuple[int, ...]]]:
+    sampling = SamplingConfig(temperature=1)
+
+    def once() -> dict[str, tuple[float, float, int, int]]:
         out = {}
         for alg, p in (("nonsi", 1), ("si", 1), ("dsi", servers)):
-            cfg = RunnerConfig(algorithm=alg, max_new_tokens=n, k=k, servers=p, waits=waits)
+            cfg = RunnerConfig(
+                algorithm=alg, max_new_tokens=n, k=k, servers=p, waits=waits, sampling=sampling
+            )
             r = run(target, drafter, prompt, cfg)
-            out[alg] = (r.wall, float(predict(r, k, p, tl, dl)), r.tokens)
+            assert len(r.tokens) == n
+            pred = float(predict(r, k, p, tl, dl))
+            out[alg] = (r.wall, pred, sum(r.accepted), r.costs.overruns)
         return out
 
     out = benchmark.pedantic(once, rounds=1, iterations=1)
-    assert out["dsi"][2] == out["si"][2] == out["nonsi"][2]
-    (d, dp, _), (s, sp, _), (m, mp, _) = out["dsi"], out["si"], out["nonsi"]
+    (d, dp, *_), (s, sp, *_), (m, mp, *_) = out["dsi"], out["si"], out["nonsi"]
     benchmark.extra_info.update(
         dsi_over_si_measured=s / d,
         dsi_over_si_predicted=sp / dp,
         dsi_over_nonsi_measured=m / d,
         dsi_over_nonsi_predicted=mp / dp,
         measured_over_predicted={a: v[0] / v[1] for a, v in out.items()},
+        accepted={a: v[2] for a, v in out.items()},
+        overruns={a: v[3] for a, v in out.items()},
     )

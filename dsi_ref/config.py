@@ -39,6 +39,9 @@ class RunConfig:
     drafter_latency: Latency = field(default_factory=lambda: Latency.of("1/10", "1/10", "drafter"))
     prompt: tuple[int, ...] = ()
     point_mass_proposal: bool = False
+    # True: a cancelled pass stops at once (the paper). False: it holds its server (or
+    # the drafter) until it would have ended, as a GPU forward pass does (DSI only).
+    preemptive: bool = True
 
     def __post_init__(self) -> None:
         _positive_int(self.max_tokens, "max_tokens", MAX_TOKENS)
@@ -65,6 +68,8 @@ class RunConfig:
             raise InvalidConfig(
                 f"point_mass_proposal must be a bool, got {show(self.point_mass_proposal)}"
             )
+        if not isinstance(self.preemptive, bool):
+            raise InvalidConfig(f"preemptive must be a bool, got {show(self.preemptive)}")
         object.__setattr__(self, "prompt", tuple(self.prompt))
 
 

@@ -1,8 +1,9 @@
 """Per-model forward latencies on the virtual clock: TTFT for position 0, TPOT after.
 
-A forward pass that scores several positions (a verification) costs as much as
-one that scores a single position: the paper's assumption, and close to true for
-small k on a GPU. The latency class of a pass is set by its first scored position.
+The base cost of a pass is set by its first scored position: TTFT if it is 0, else
+TPOT. A pass that scores m positions costs base + (m - 1) * per_position. With
+per_position = 0 (the default) a verification costs as much as a pass that scores
+one position: the paper's assumption, and close to true for small k on a GPU.
 """
 
 from __future__ import annotations
@@ -76,14 +77,17 @@ def to_time(x: object, what: str) -> Fraction:
 
 @dataclass(frozen=True)
 class Latency:
-    """Time to first token (prefill) and time per output token of one model instance."""
+    """Time to first token (prefill) and time per output token of one model instance,
+    and the extra cost of each position a pass scores beyond its first."""
 
     ttft: Fraction
     tpot: Fraction
+    per_position: Fraction = Fraction(0)
 
     def __post_init__(self) -> None:
-        # Direct construction must meet the same rules as `of`: exact, TTFT >= 0, TPOT > 0.
-        for name in ("ttft", "tpot"):
+        # Direct construction must meet the same rules as `of`: exact, TTFT >= 0, TPOT > 0,
+        # per_position >= 0.
+        for name in ("ttft", "tpot", "per_position"):
             v = getattr(self, name)
             if not isinstance(v, Fraction):
                 raise InvalidConfig(
@@ -93,15 +97,21 @@ class Latency:
             raise InvalidConfig(f"Latency TTFT must be >= 0, got {self.ttft}")
         if self.tpot <= 0:
             raise InvalidConfig(f"Latency TPOT must be > 0, got {self.tpot}")
+        if self.per_position < 0:
+            raise InvalidConfig(f"Latency per_position must be >= 0, got {self.per_position}")
 
     @staticmethod
-    def of(ttft: object, tpot: object | None = None, name: str = "model") -> Latency:
+    def of(
+        ttft: object, tpot: object | None = None, name: str = "model", per_position: object = 0
+    ) -> Latency:
         a = to_time(ttft, f"{name} TTFT")
         b = a if tpot is None else to_time(tpot, f"{name} TPOT")
         if b == 0:
             bad = ttft if tpot is None else tpot
             raise InvalidConfig(f"{name} TPOT must be > 0, got {show(bad)}")
-        return Latency(a, b)
+        return Latency(a, b, to_time(per_position, f"{name} per-position cost"))
 
-    def forward(self, first_position: int) -> Fraction:
-        return self.ttft if first_position == 0 else self.tpot
+    def forward(self, first_position: int, positions: int = 1) -> Fraction:
+        """The duration of a pass scoring `positions` positions from `first_position` on."""
+        base = self.ttft if first_position == 0 else self.tpot
+        return base if positions == 1 else base + (positions - 1) * self.per_position

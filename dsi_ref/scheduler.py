@@ -11,12 +11,15 @@ The rules, in the order they act:
    drafted: one target pass over committed + drafts scoring the block's
    positions and the one after it. The block is cut short at position n - 2:
    scoring the last position n - 1 needs drafts only up to n - 2, and the draft
-   at n - 1 is made while that pass runs.
+   at n - 1 is made while that pass runs. It is submitted after the commits of
+   that instant and skips drafts already committed (a block committed whole
+   needs no pass: rule 3 covers the next position).
 3. A *target-only task* on the committed prefix is submitted whenever the prefix
    grows (or at the start) and no finished task has already given the next
    position's p and no live task will give it as quickly as a target-only task
-   (a pass that scores position 0 is a prefill and counts as slower). This chain
-   is what makes DSI never slower than non-SI.
+   (pass costs are compared: a pass that scores position 0 is a prefill, and with
+   a per-position cost a pass scoring more positions is slower). This chain is
+   what makes DSI never slower than non-SI.
 4. When a task finishes, its p's are stored and positions are verified in order
    as long as both p and the draft at the next position are in hand. Every
    position's token is the speculative-sampling rule applied to (p, q, draft)
@@ -27,21 +30,54 @@ The rules, in the order they act:
    p's beyond it are dropped, and drafting restarts after the new token.
 6. Tasks wait in a queue when all P servers are busy. Queue discipline: the task
    whose first still-needed position is smallest goes first (ties: the cheaper
-   pass, i.e. not a prefill; then the one that covers more positions; then
+   pass; then the one that covers more positions; then
    submission order), because only the lowest
    uncommitted position can unblock a commit. Tasks that can no longer yield a
    needed position are cancelled, running or queued.
 
 Events for unknown or cancelled ids (stale results from real workers) are
 ignored: a result counts only if its task is live.
+
+Simultaneous events. Events that happen at the same instant form one *batch*:
+`on_events(batch)` first takes in every event of the batch (stores the draft, the
+p's, frees servers; nothing commits and nothing is dispatched), then commits,
+cancels and dispatches once, as if the events had arrived together. The result does
+not depend on the order of the events in the batch: they are taken in a canonical
+order (drafter events, then tasks by id, then servers by index), and taking one in
+changes nothing the others read. A lone event is a batch of one:
+`on_draft_done`, `on_task_done`, `on_server_free` and `on_drafter_free` are
+`on_events([event])`, for real-time drivers, where two events never share an instant.
+The virtual clock (dsi_ref.virtual) hands over every event due at one time as one
+batch. Feeding simultaneous events one by one is allowed but is a different schedule:
+the first one's commits and dispatches happen before the others are known.
+
+Preemption (the driver's contract). With `preemptive=True` (the paper's model) a
+cancelled pass stops at once: CancelTask frees its server and CancelDraft frees the
+drafter in the same instant. With `preemptive=False` (a GPU forward pass cannot be
+interrupted) a cancelled pass that was running goes on until it would have ended:
+CancelTask(held=True) means the server stays busy, and the scheduler dispatches
+nothing onto it until the driver calls `on_server_free(server)` (event ServerFree)
+when that pass ends; CancelDraft(held=True) means the drafter stays busy, and the
+next draft starts only when the driver calls `on_drafter_free()` (event
+DrafterFree) at the end of the cancelled draft's pass. The cancelled pass's result
+is never used (delivering it is a stale event, ignored). A queued task that is
+cancelled holds nothing.
+
+Chains. StartDraft, QueueTask and StartTask carry their chain as an O(1)
+`dsi_ref.chain.ChainView` (a `Sequence[int]`), never a copy: the scheduler only
+appends to a chain and starts a new one (`TokenChain.fork`) on a rejection, so a
+view never changes. Readers that keep tokens past the command may keep the view.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Generic, TypeVar
 
+from dsi_ref.chain import ChainView, TokenChain
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, show
 from dsi_ref.result import Counters
@@ -56,12 +92,13 @@ D = TypeVar("D")
 class StartDraft:
     draft_id: int
     position: int
-    tokens: tuple[int, ...]  # the chain the draft conditions on (length == position)
+    tokens: Sequence[int]  # the chain the draft conditions on (length == position); a view
 
 
 @dataclass(frozen=True)
 class CancelDraft:
     draft_id: int
+    held: bool = False  # True: the pass goes on; call on_drafter_free() when it ends
 
 
 @dataclass(frozen=True)
@@ -69,7 +106,7 @@ class StartTask:
     task_id: int
     server: int
     kind: str  # "verify" or "target"
-    tokens: tuple[int, ...]  # the target conditions on tokens[:j] for each scored j
+    tokens: Sequence[int]  # the target conditions on tokens[:j] for each scored j; a view
     first: int
     last: int
 
@@ -78,7 +115,7 @@ class StartTask:
 class QueueTask:
     task_id: int
     kind: str
-    tokens: tuple[int, ...]
+    tokens: Sequence[int]
     first: int
     last: int
 
@@ -88,6 +125,7 @@ class CancelTask:
     task_id: int
     server: int | None  # None if it was still queued
     reason: str  # "rejection" or "useless"
+    held: bool = False  # True: the pass goes on; call on_server_free(server) when it ends
 
 
 @dataclass(frozen=True)
@@ -109,13 +147,56 @@ class Finished:
 Command = StartDraft | CancelDraft | StartTask | QueueTask | CancelTask | Commit[Any] | Finished
 
 
+# ----- events (inputs) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DraftDone(Generic[D]):
+    draft_id: int
+    token: int
+    q: D
+
+
+@dataclass(frozen=True)
+class TaskDone(Generic[D]):
+    task_id: int
+    dists: Sequence[D]  # p at first..last
+
+
+@dataclass(frozen=True)
+class ServerFree:
+    server: int  # the pass of a task cancelled with held=True has ended
+
+
+@dataclass(frozen=True)
+class DrafterFree:
+    """The pass of a draft cancelled with held=True has ended."""
+
+
+Event = DraftDone[Any] | TaskDone[Any] | ServerFree | DrafterFree
+
+_HELD = -1  # in DSIScheduler.servers: busy with a cancelled pass (non-preemptive)
+
+
+def _event_key(ev: Event) -> tuple[int, int]:
+    """The canonical order in which a batch is taken in."""
+    if isinstance(ev, DraftDone):
+        return (0, ev.draft_id)
+    if isinstance(ev, DrafterFree):
+        return (0, -1)
+    if isinstance(ev, TaskDone):
+        return (1, ev.task_id)
+    return (2, ev.server)
+
+
 @dataclass
 class _Task:
     task_id: int
     kind: str
-    tokens: tuple[int, ...]
+    tokens: Sequence[int]
     first: int
     last: int
+    cost: int  # DSIScheduler._cost(first, last)
     server: int | None = None
 
 
@@ -123,9 +204,10 @@ class _Task:
 class _State(Generic[D]):
     committed: list[int] = field(default_factory=list)
     drafts: list[tuple[int, D]] = field(default_factory=list)  # chain beyond committed
-    chain: list[int] = field(default_factory=list)  # committed + draft tokens, kept in step
+    chain: TokenChain = field(default_factory=TokenChain)  # committed + drafts, append-only
     p_avail: dict[int, tuple[D, int]] = field(default_factory=dict)  # pos -> (p, task)
     draft_inflight: tuple[int, int] | None = None  # (draft_id, position)
+    drafter_held: bool = False  # a cancelled draft's pass still runs (non-preemptive)
     block_start: int = 0
     tasks: dict[int, _Task] = field(default_factory=dict)  # live: running or queued
     next_id: int = 0
@@ -138,8 +220,10 @@ class DSIScheduler(Generic[D]):
     Distributions (type D) are opaque: p and q go to the injected `verifier`
     unread, so the same machine runs tuples (dsi_ref) and device tensors (gpu_runner).
 
-    `target_ttft` and `target_tpot` are used only to compare latency classes in
-    rule 3; the scheduler never reads a clock.
+    `target_ttft`, `target_tpot` and `target_per_position` are used only to compare
+    pass costs in rule 3 and the queue (a pass scoring positions first..last costs
+    TTFT or TPOT, by `first`, plus (last - first) * per_position); the scheduler never
+    reads a clock. `preemptive` is the driver contract in the module docstring.
     """
 
     def __init__(
@@ -150,19 +234,28 @@ class DSIScheduler(Generic[D]):
         verifier: VerifyRule[D],
         target_ttft: Fraction,
         target_tpot: Fraction,
+        *,
+        target_per_position: Fraction = Fraction(0),
+        preemptive: bool = True,
     ) -> None:
         for value, what in ((max_tokens, "max_tokens"), (k, "lookahead k"), (servers, "servers P")):
             if type(value) is not int or value < 1:
                 raise InvalidConfig(f"{what} must be an int >= 1, got {show(value)}")
         self.n = max_tokens
         self.k = k
-        self.servers: list[int | None] = [None] * servers
+        self.servers: list[int | None] = [None] * servers  # task id, _HELD, or None (free)
         self.verifier = verifier
         self.ttft = target_ttft
         self.tpot = target_tpot
-        # Rule 3 and the queue compare pass costs; an int with the order of (TTFT vs TPOT)
-        # stands in for the prefill's cost (a decode pass ranks 0), so no Fraction is compared.
-        self._prefill_rank = (target_ttft > target_tpot) - (target_ttft < target_tpot)
+        self.per_position = target_per_position
+        self.preemptive = preemptive
+        # Rule 3 and the queue compare pass costs as integers: every cost is a multiple
+        # of 1/denom, so comparing numerators is exact and no Fraction is compared per event.
+        denom = math.lcm(
+            target_ttft.denominator, target_tpot.denominator, target_per_position.denominator
+        )
+        self._base = (int(target_ttft * denom), int(target_tpot * denom))
+        self._step = int(target_per_position * denom)
         self.s: _State[D] = _State()
         self.queue: list[int] = []
         self.counters = Counters()
@@ -174,7 +267,16 @@ class DSIScheduler(Generic[D]):
     def from_config(cls, cfg: RunConfig, verifier: VerifyRule[D]) -> DSIScheduler[D]:
         """The scheduler of a run: its size, lookahead, servers and pass costs."""
         lat = cfg.target_latency
-        return cls(cfg.max_tokens, cfg.k, cfg.servers, verifier, lat.ttft, lat.tpot)
+        return cls(
+            cfg.max_tokens,
+            cfg.k,
+            cfg.servers,
+            verifier,
+            lat.ttft,
+            lat.tpot,
+            target_per_position=lat.per_position,
+            preemptive=cfg.preemptive,
+        )
 
     @property
     def committed(self) -> tuple[int, ...]:
@@ -185,7 +287,17 @@ class DSIScheduler(Generic[D]):
         return self.s.finished
 
     def busy_servers(self) -> dict[int, int]:
-        return {i: t for i, t in enumerate(self.servers) if t is not None}
+        """server -> the live task running on it (held servers are not listed)."""
+        return {i: t for i, t in enumerate(self.servers) if t is not None and t != _HELD}
+
+    def held_servers(self) -> frozenset[int]:
+        """Servers still running a cancelled pass (non-preemptive only)."""
+        return frozenset(i for i, t in enumerate(self.servers) if t == _HELD)
+
+    @property
+    def drafter_held(self) -> bool:
+        """The drafter still runs a cancelled draft's pass (non-preemptive only)."""
+        return self.s.drafter_held
 
     def live_tasks(self) -> dict[int, tuple[str, int, int, int | None]]:
         """task_id -> (kind, first, last, server or None if queued)."""
@@ -193,35 +305,71 @@ class DSIScheduler(Generic[D]):
 
     def start(self) -> list[Command]:
         out: list[Command] = []
-        self._draft_next(out)
         self._progress(out)
         return out
 
     def on_draft_done(self, draft_id: int, token: int, q: D) -> list[Command]:
+        """One draft finished (a batch of one: `on_events([DraftDone(...)])`)."""
+        out: list[Command] = []
+        if not self.s.finished and self._take_draft(draft_id, token, q):
+            self._progress(out)
+        return out
+
+    def on_task_done(self, task_id: int, dists: Sequence[D]) -> list[Command]:
+        """One task finished (a batch of one: `on_events([TaskDone(...)])`)."""
+        out: list[Command] = []
+        if not self.s.finished and self._take_task(task_id, dists):
+            self._progress(out)
+        return out
+
+    def on_server_free(self, server: int) -> list[Command]:
+        """The pass of a task cancelled with held=True on `server` has ended."""
+        return self.on_events((ServerFree(server),))
+
+    def on_drafter_free(self) -> list[Command]:
+        """The pass of a draft cancelled with held=True has ended."""
+        return self.on_events((DrafterFree(),))
+
+    def on_events(self, events: Iterable[Event]) -> list[Command]:
+        """Every event of one instant, in any order: take all in, then act once."""
+        if self.s.finished:
+            return []
+        out: list[Command] = []
+        batch = list(events)
+        if len(batch) > 1:
+            batch.sort(key=_event_key)
+        acted = False
+        for ev in batch:
+            if isinstance(ev, TaskDone):
+                acted |= self._take_task(ev.task_id, ev.dists)
+            elif isinstance(ev, DraftDone):
+                acted |= self._take_draft(ev.draft_id, ev.token, ev.q)
+            elif isinstance(ev, ServerFree):
+                acted |= self._take_server(ev.server)
+            elif isinstance(ev, DrafterFree):
+                acted |= self._take_drafter()
+            else:
+                raise TypeError(f"not a scheduler event: {ev!r}")
+        if acted:
+            self._progress(out)
+        return out
+
+    # ----- taking events in (no commit, no dispatch) -------------------------
+
+    def _take_draft(self, draft_id: int, token: int, q: D) -> bool:
         s = self.s
-        if s.finished or s.draft_inflight is None or s.draft_inflight[0] != draft_id:
-            return []  # stale: this draft was cancelled
-        pos = s.draft_inflight[1]
+        if s.draft_inflight is None or s.draft_inflight[0] != draft_id:
+            return False  # stale: this draft was cancelled
         s.draft_inflight = None
         s.drafts.append((token, q))
         s.chain.append(token)  # the chain now ends at pos: len(s.chain) == pos + 1
-        out: list[Command] = []
-        # A block's pass scores its drafts' positions and the one after; the last
-        # position needs drafts only up to n - 2, so the draft at n - 1 is verified
-        # by that pass while the drafter makes it in parallel (as SI's bonus would).
-        if pos <= self.n - 2 and (pos - s.block_start + 1 == self.k or pos == self.n - 2):
-            first = max(s.block_start, len(s.committed))
-            self._submit("verify", tuple(s.chain), first, pos + 1, out)
-            s.block_start = pos + 1
-        self._draft_next(out)
-        self._progress(out)
-        return out
+        return True
 
-    def on_task_done(self, task_id: int, dists: list[D]) -> list[Command]:
+    def _take_task(self, task_id: int, dists: Sequence[D]) -> bool:
         s = self.s
         task = s.tasks.get(task_id)
-        if s.finished or task is None or task.server is None:
-            return []  # stale: cancelled, unknown, or never started
+        if task is None or task.server is None:
+            return False  # stale: cancelled, unknown, or never started
         if len(dists) != task.last - task.first + 1:
             raise InvalidDistribution(
                 f"task {task_id} scored positions {task.first}..{task.last} but "
@@ -229,12 +377,23 @@ class DSIScheduler(Generic[D]):
             )
         del s.tasks[task_id]
         self.servers[task.server] = None
+        c = len(s.committed)
         for j, p in zip(range(task.first, task.last + 1), dists, strict=True):
-            if j >= len(s.committed) and j not in s.p_avail:
+            if j >= c and j not in s.p_avail:
                 s.p_avail[j] = (p, task_id)
-        out: list[Command] = []
-        self._progress(out)
-        return out
+        return True
+
+    def _take_server(self, server: int) -> bool:
+        if not 0 <= server < len(self.servers) or self.servers[server] != _HELD:
+            return False  # not held: stale or unknown
+        self.servers[server] = None
+        return True
+
+    def _take_drafter(self) -> bool:
+        if not self.s.drafter_held:
+            return False
+        self.s.drafter_held = False
+        return True
 
     # ----- rules ------------------------------------------------------------
 
@@ -242,47 +401,72 @@ class DSIScheduler(Generic[D]):
         self.s.next_id += 1
         return self.s.next_id - 1
 
+    def _submit_block(self, out: list[Command]) -> None:
+        """Rule 2: submit the verification task of a block whose last draft is in hand.
+
+        A block's pass scores its drafts' positions and the one after; the last
+        position needs drafts only up to n - 2, so the draft at n - 1 is verified
+        by that pass while the drafter makes it in parallel (as SI's bonus would).
+        Drafts already committed are not scored again; a block committed whole needs
+        no pass of its own (rule 3 covers the next position).
+        """
+        s = self.s
+        pos = s.chain.n - 1  # the last draft
+        if pos < s.block_start or pos > self.n - 2:
+            return
+        if pos - s.block_start + 1 == self.k or pos == self.n - 2:
+            first = max(s.block_start, len(s.committed))
+            if first <= pos:
+                self._submit("verify", ChainView(s.chain, pos + 1), first, pos + 1, out)
+            s.block_start = pos + 1
+
     def _draft_next(self, out: list[Command]) -> None:
         s = self.s
-        pos = len(s.chain)
-        if s.draft_inflight is None and pos < self.n:
+        if s.draft_inflight is not None or s.drafter_held:
+            return
+        pos = s.chain.n
+        if pos < self.n:
             did = self._new_id()
             s.draft_inflight = (did, pos)
             self.counters.drafter_forwards += 1
-            out.append(StartDraft(did, pos, tuple(s.chain)))
+            out.append(StartDraft(did, pos, ChainView(s.chain, pos)))
 
     def _submit(
-        self, kind: str, tokens: tuple[int, ...], first: int, last: int, out: list[Command]
+        self, kind: str, tokens: Sequence[int], first: int, last: int, out: list[Command]
     ) -> None:
         tid = self._new_id()
-        self.s.tasks[tid] = _Task(tid, kind, tokens, first, last)
+        self.s.tasks[tid] = _Task(tid, kind, tokens, first, last, self._cost(first, last))
         if kind == "target":
             self.counters.target_only_tasks += 1
         self.queue.append(tid)
         out.append(QueueTask(tid, kind, tokens, first, last))
 
-    def _rank(self, first: int) -> int:
-        """The cost of a pass whose first scored position is `first`, as an ordered int."""
-        return self._prefill_rank if first == 0 else 0
+    def _cost(self, first: int, last: int) -> int:
+        """The duration of a pass scoring first..last, in units of 1/denom."""
+        return self._base[first != 0] + (last - first) * self._step
 
     def _covered(self, pos: int, exclude: int | None = None) -> bool:
         """Will a live task yield p at `pos` no later than a target-only task would?"""
-        rank = self._rank(pos)
+        cost = self._base[pos != 0]  # a one-position pass: self._cost(pos, pos)
         for t in self.s.tasks.values():
-            if t.task_id != exclude and t.first <= pos <= t.last and self._rank(t.first) <= rank:
+            if t.task_id != exclude and t.first <= pos <= t.last and t.cost <= cost:
                 return True
         return False
 
     def _progress(self, out: list[Command]) -> None:
+        """Act on what was taken in: commit, then draft, cancel, submit and dispatch."""
         self._commit_ready(out)
         s = self.s
         if len(s.committed) >= self.n:
             self._finish(out)
             return
+        # After the commits, so no block or draft is started and cancelled in one instant.
+        self._submit_block(out)
+        self._draft_next(out)
         self._drop_useless(out)
         c = len(s.committed)
         if c not in s.p_avail and not self._covered(c):
-            self._submit("target", tuple(s.committed), c, c, out)
+            self._submit("target", ChainView(s.chain, c), c, c, out)
         self._dispatch(out)
 
     def _commit_ready(self, out: list[Command]) -> None:
@@ -308,25 +492,35 @@ class DSIScheduler(Generic[D]):
         s = self.s
         self.counters.drafts_wasted += len(s.drafts)
         s.drafts.clear()
-        s.chain = list(s.committed)
+        c = len(s.committed)
+        s.chain = s.chain.fork(c - 1)  # a new chain: views of the old one never change
+        s.chain.append(s.committed[-1])
         s.p_avail.clear()
         for tid in list(s.tasks):
             self._cancel(tid, "rejection", out)
+        self._cancel_draft(out)
+        s.block_start = c  # _progress starts the draft of c after the commits
+
+    def _cancel_draft(self, out: list[Command]) -> None:
+        s = self.s
         if s.draft_inflight is not None:
-            out.append(CancelDraft(s.draft_inflight[0]))
+            out.append(CancelDraft(s.draft_inflight[0], held=not self.preemptive))
             self.counters.drafts_wasted += 1
             s.draft_inflight = None
-        s.block_start = len(s.committed)
-        self._draft_next(out)
+            s.drafter_held = not self.preemptive
 
     def _cancel(self, tid: int, reason: str, out: list[Command]) -> None:
         t = self.s.tasks.pop(tid)
+        held = False
         if t.server is None:
             self.queue.remove(tid)
-        else:
+        elif self.preemptive:
             self.servers[t.server] = None
+        else:
+            self.servers[t.server] = _HELD
+            held = True
         self.counters.tasks_cancelled += 1
-        out.append(CancelTask(tid, t.server, reason))
+        out.append(CancelTask(tid, t.server, reason, held))
 
     def _drop_useless(self, out: list[Command]) -> None:
         s = self.s
@@ -341,18 +535,19 @@ class DSIScheduler(Generic[D]):
 
     def _dispatch(self, out: list[Command]) -> None:
         c = len(self.s.committed)
+        tasks = self.s.tasks
         while self.queue and None in self.servers:
             tid = min(
                 self.queue,
                 key=lambda i: (
-                    max(self.s.tasks[i].first, c),
-                    self._rank(self.s.tasks[i].first),
-                    -self.s.tasks[i].last,
+                    max(tasks[i].first, c),
+                    tasks[i].cost,
+                    -tasks[i].last,
                     i,
                 ),
             )
             self.queue.remove(tid)
-            task = self.s.tasks[tid]
+            task = tasks[tid]
             server = self.servers.index(None)
             self.servers[server] = tid
             task.server = server
@@ -367,12 +562,9 @@ class DSIScheduler(Generic[D]):
         s = self.s
         for tid in list(s.tasks):
             self._cancel(tid, "useless", out)
-        if s.draft_inflight is not None:
-            out.append(CancelDraft(s.draft_inflight[0]))
-            self.counters.drafts_wasted += 1
-            s.draft_inflight = None
+        self._cancel_draft(out)
         self.counters.drafts_wasted += len(s.drafts)
         s.drafts.clear()
-        s.chain = list(s.committed)
+        s.chain = s.chain.fork(len(s.committed))
         s.finished = True
         out.append(Finished(tuple(s.committed)))

@@ -51,7 +51,7 @@ def run_si(
             qs.append(q)
         rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
         rec.event(t, "task_start", id=task_id, server=0)
-        t += cfg.target_latency.forward(i)
+        t += cfg.target_latency.forward(i, m + 1)  # scores i..i+m
         ps = scorer.score(chain, i, i + m)
         rec.event(t, "task_done", id=task_id, server=0)
         for j in range(m):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol, TypeVar
 
+from dsi_ref.chain import with_prompt
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig
 from dsi_ref.models import LanguageModel, check_pair
@@ -68,7 +69,8 @@ class Drafter:
 
     def draft(self, tokens: Sequence[int], position: int) -> tuple[int, Dist]:
         self.forwards += 1
-        q = self.model.dist(self.prompt + tuple(tokens[:position]))
+        prefix = with_prompt(self.prompt, tokens, position)  # O(1) for a chain view
+        q = self.model.dist(prefix)
         token = self.rule.draft(position, q)
         if self.point_mass_proposal:
             return token, point_mass(len(q), token, is_exact(q))
@@ -87,9 +89,9 @@ class TargetScorer:
 
     def score(self, tokens: Sequence[int], first: int, last: int) -> list[Dist]:
         self.forwards += 1
-        base = self.prompt + tuple(tokens)
-        n0 = len(self.prompt)
-        return [self.model.dist(base[: n0 + j]) for j in range(first, last + 1)]
+        p = self.prompt
+        # O(1) per position for a chain view (dsi_ref.chain)
+        return [self.model.dist(with_prompt(p, tokens, j)) for j in range(first, last + 1)]
 
 
 def check_prompt(prompt: Sequence[int], vocab_size: int) -> None:

@@ -76,6 +76,7 @@ class RunnerConfig:
             target_latency=w.target if w else Latency.of(1, 1, "target"),
             drafter_latency=w.drafter if w else Latency.of("1/10", "1/10", "drafter"),
             prompt=tuple(prompt),
+            preemptive=False,  # a forward pass cannot be interrupted
         )
 
 

@@ -220,15 +220,16 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ns = _parser().parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["profile"]:  # its own parser, its own --help
+        from gpu_runner.profile import profile_main
+
+        return int(profile_main(args[1:]))
+    ns = _parser().parse_args(args)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a bar per weight load would bury the run's own
     try:
-        if ns.command == "profile":
-            from gpu_runner.profile import profile_main
-
-            return int(profile_main(list(ns.rest)))
         return cmd_run(ns)
     except DSIError as e:
         print(f"error: {e}", file=sys.stderr)

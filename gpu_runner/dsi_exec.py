@@ -2,9 +2,11 @@
 
 The scheduler is the same object the virtual clock drives; here its commands
 become jobs for one drafter thread and P target-server threads, and their
-timed reports become its events. A result for a cancelled id is dropped (the
-scheduler ignores stale ids too); a cancelled pass that was already running
-still holds its server until it ends, as on real hardware.
+timed reports become its events. It runs non-preemptive (a forward pass cannot
+be interrupted): a cancelled pass that was already running holds its server (or
+the drafter) until it ends, and that end is reported to the scheduler
+(`on_server_free` / `on_drafter_free`) instead of its result, which is dropped.
+Events arrive one at a time (real time has no ties), each a batch of one.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def run_dsi_real(
         for i, w in enumerate(servers)
     ]
     task_server: dict[int, int] = {}
+    # Cancelled passes that still run (non-preemptive): their end frees the drafter / server.
+    held_drafts: set[int] = set()
+    held_tasks: dict[int, int] = {}  # task id -> server
     spans: dict[tuple[str, int], tuple[int, int]] = {}  # (worker kind, id) -> (first, positions)
     log: list[tuple[str, int, int, float]] = []
     clock = Clock()
@@ -116,9 +121,13 @@ def run_dsi_real(
                     progress(len(times))
             elif isinstance(cmd, CancelDraft):
                 dead_drafts.add(cmd.draft_id)
+                if cmd.held:
+                    held_drafts.add(cmd.draft_id)
                 rec.event(t, "draft_cancel", id=cmd.draft_id)
             elif isinstance(cmd, CancelTask):
                 dead_tasks.add(cmd.task_id)
+                if cmd.held and cmd.server is not None:
+                    held_tasks[cmd.task_id] = cmd.server
                 rec.event(t, "task_cancel", id=cmd.task_id, reason=cmd.reason)
             elif isinstance(cmd, Finished):
                 done = True
@@ -132,21 +141,27 @@ def run_dsi_real(
             rep = outbox.get()
             if rep.error is not None:
                 raise rep.error
-            if rep.skipped:
-                continue
-            overruns += rep.overrun
             kind = "drafter" if rep.worker == "drafter" else "target"
             first, width = spans.pop((kind, rep.ident))
-            log.append((kind, first, width, (rep.ended - rep.started) / 1e9))
+            if not rep.skipped:
+                overruns += rep.overrun
+                log.append((kind, first, width, (rep.ended - rep.started) / 1e9))
             t = clock.now()
             if rep.worker == "drafter":
-                if rep.ident in dead_drafts:
+                if rep.ident in held_drafts:
+                    held_drafts.discard(rep.ident)
+                    execute(sched.on_drafter_free(), t)
+                    continue
+                if rep.skipped or rep.ident in dead_drafts:
                     continue
                 token, q = rep.result
                 rec.event(t, "draft_done", id=rep.ident, token=token)
                 execute(sched.on_draft_done(rep.ident, token, q), t)
             else:
-                if rep.ident in dead_tasks:
+                if rep.ident in held_tasks:
+                    execute(sched.on_server_free(held_tasks.pop(rep.ident)), t)
+                    continue
+                if rep.skipped or rep.ident in dead_tasks:
                     continue
                 rec.event(t, "task_done", id=rep.ident, server=task_server[rep.ident])
                 execute(sched.on_task_done(rep.ident, rep.result), t)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import torch
@@ -33,8 +32,7 @@ class Waits:
     replace: bool = False  # True: no forward at all, only the wait (timing mode only)
 
     def seconds(self, lat: Latency, first: int, positions: int) -> float:
-        per = getattr(lat, "per_position", Fraction(0))
-        return float(lat.forward(first) + per * (positions - 1))
+        return float(lat.forward(first, positions))
 
 
 class BernoulliRule:

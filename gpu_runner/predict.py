@@ -15,7 +15,6 @@ import dataclasses
 import statistics
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any
 
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
@@ -47,8 +46,8 @@ def fitted_latency(log: Sequence[tuple[str, int, int, float]], model: str) -> La
     if wide and decode1:
         per = max(0.0, statistics.median((s - tpot) / (m - 1) for m, s in wide))
     lat = Latency.of(_frac(ttft), max(_frac(tpot), Fraction(1, _US)), model)
-    if per and "per_position" in {f.name for f in dataclasses.fields(Latency)}:
-        lat = dataclasses.replace(lat, per_position=_frac(per))  # type: ignore[call-arg]
+    if per:
+        lat = dataclasses.replace(lat, per_position=_frac(per))
     return lat
 
 
@@ -61,15 +60,12 @@ def predict(
 ) -> Fraction:
     """The virtual clock's latency for `run`'s algorithm and acceptance pattern."""
     n = len(run.tokens)
-    extra: dict[str, Any] = {}
-    if "preemptive" in {f.name for f in dataclasses.fields(RunConfig)}:
-        extra["preemptive"] = False
     cfg = RunConfig(
         max_tokens=n,
         k=k,
         servers=servers if run.algorithm == "dsi" else 1,
         target_latency=target,
         drafter_latency=drafter,
-        **extra,
+        preemptive=False,
     )
     return run_pattern(run.algorithm, run.accepted, cfg).latency

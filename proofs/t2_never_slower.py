@@ -2,9 +2,12 @@
 
 Model (dsi_ref.virtual, dsi_ref.latency). Target latencies T0 (TTFT: a pass whose
 first scored position is 0) and T (TPOT: any other pass); drafter latencies D0
-(position 0) and D. A pass costs one forward whatever it scores. Cancellation is
-instant: a cancelled pass frees its server at once. Events at equal times are
-handled in the order they were scheduled. n = max_tokens, lookahead k, P servers.
+(position 0) and D. A target pass scoring positions f..l costs its base (T0 if
+f = 0, else T) plus (l - f) * per_position, per_position >= 0 (0: one forward
+whatever it scores, the paper's model). Cancellation is instant (preemptive=True):
+a cancelled pass frees its server, or the drafter, at once. The events due at one
+time are taken in as one batch (DSIScheduler.on_events) before anything is
+committed or dispatched. n = max_tokens, lookahead k, P servers.
 
 Non-SI commits position i at N_i = T0 + i T, whatever its tokens are (nonsi.py).
 
@@ -19,19 +22,31 @@ coupling; the checks use the acceptance pattern indexed by absolute position
 list of accepted *counts* consumed per iteration is not a coupling of two
 algorithms that iterate over different positions; it is not needed here.)
 
+Preemption is needed too (counterexample NP): with non-preemptive workers
+(preemptive=False) a draft cancelled by a rejection holds the drafter until its
+pass ends, so the first draft after the rejection starts up to D late and Lemma D
+fails. T0 = T = 1, D0 = D = 3/4, n = 2, k = 2, P = 1, pattern (reject, accept):
+position 0 commits at 1, the draft at 1 under way since 3/4 holds the drafter to
+3/2, the new draft at 1 is ready at 9/4 > N_1 = 2. More servers do not help (the
+drafter is the bottleneck): the check also finds it with P = 4.
+
 Both conditions are needed: with D > T, n = 2, k = 1, P = 1, T0 = T = 1,
 D0 = 1, D = 2 and the pattern (accept, accept), the draft at position 1 is ready
 at D0 + D = 3 > N_1 = 2; with D0 > T0 (T0 = T = 1, D0 = 2, D = 1/10, n = 1) the
 first draft is ready at 2 > N_0 = 1. DSI commits a position only from a draft and
 a p, so either delay is a commit delay (checked below on the real code).
 
-Proof. Write c for the committed count, "p_c in hand" for c in s.p_avail, cost(j)
-= T0 if j = 0 else T, and call a task *cheap for c* if it scores c and
-cost(its first position) <= cost(c) (scheduler._covered).
+Proof. Write c for the committed count, "p_c in hand" for c in s.p_avail,
+cost(f, l) = (T0 if f = 0 else T) + (l - f) * per_position for a pass scoring f..l,
+and call a task *cheap for c* if it scores c and its cost(first, last) <=
+cost(c, c) (scheduler._covered). A scheduler call takes its batch in (stores
+drafts and p's, frees servers: nothing commits or starts) and then runs
+_progress once: commits, then the block's verification task (rule 2, skipping
+committed drafts), the next draft, cancellations, the target-only task, dispatch.
 
 Lemma R (invariant; needs only P >= 1 and instant cancellation). After every
-call of the scheduler (start, on_draft_done, on_task_done), if c < n and p_c is
-not in hand, a RUNNING task is cheap for c.
+call of the scheduler (start, on_events and the one-event calls), if c < n and
+p_c is not in hand, a RUNNING task is cheap for c.
   Two facts first. (F1) Nothing in hand allows a commit: _commit_ready runs at the
   end of every call, so never both p_c and the draft at c are in hand. (F2) Live
   tasks score only positions <= m, where m is the first position without a draft in
@@ -64,9 +79,15 @@ not in hand, a RUNNING task is cheap for c.
       first task dispatched is cheap for c' (possibly the target-only task just
       submitted), unless one already runs.
   (Ties between queue keys do not matter: any minimal key is cheap for c.)
+  A batch of several events is the same argument: taking in only adds drafts and
+  p's and frees servers, so before _progress either p_c is in hand or the running
+  task cheap for c still runs (if it finished, its p_c is in hand); the commits,
+  cancellations and dispatch of _progress then act as in (2) and (3) with every
+  server of a finished task free.
 
 Lemma D (drafts). If tau_j <= N_j for every j < i, the draft at position i that
-is committed on is ready by N_i. The drafter never waits (rule 1): after the last
+is committed on is ready by N_i. The drafter never waits (rule 1; a draft starts
+in the instant the previous one ends or a rejection commits): after the last
 rejection before i, at position j (commit time tau_j), it drafts j+1, j+2, ... back
 to back, so the draft at i is ready at tau_j + (i - j) D <= N_j + (i - j) T = N_i.
 With no rejection before i it is ready at D0 + i D <= T0 + i T = N_i.
@@ -89,7 +110,9 @@ Checks (registered below), all on the real code (dsi_ref.pattern.run_pattern):
   DSIScheduler substituted for the one dsi_ref.workers.RunParts builds).
 - hypothesis: rational latencies (D0 <= T0, D <= T), k <= 6, P <= 4, patterns of
   length up to 30.
-- counterexamples: the two runs above violate tau_i <= N_i.
+- counterexamples: the two runs above violate tau_i <= N_i, and so does NP.
+- hypothesis also draws per_position in {0, 1/10, 1/4, 1/2}: the proof above
+  holds for any per_position >= 0 (only cost(f, l) changes), and the checks agree.
 """
 
 from __future__ import annotations
@@ -143,15 +166,15 @@ class _MonitoredScheduler(DSIScheduler[Dist]):
             if (
                 t.server is not None
                 and t.first <= c <= t.last
-                and _cost(self, t.first) <= _cost(self, c)
+                and _cost(self, t.first, t.last) <= _cost(self, c, c)
             ):
                 return
         raise LemmaRViolation(f"committed={c}: p not in hand and no cheap running task")
 
 
-def _cost(sched: DSIScheduler[Dist], first: int) -> Fraction:
+def _cost(sched: DSIScheduler[Dist], first: int, last: int) -> Fraction:
     """A pass's duration on the virtual clock (dsi_ref.latency.Latency.forward)."""
-    return sched.ttft if first == 0 else sched.tpot
+    return (sched.ttft if first == 0 else sched.tpot) + (last - first) * sched.per_position
 
 
 @contextmanager
@@ -168,13 +191,21 @@ def late_positions(accepts: Sequence[bool], cfg: RunConfig) -> list[int]:
     return [i for i, (a, b) in enumerate(zip(dsi, non, strict=True)) if a > b]
 
 
-def _cfg(n: int, k: int, servers: int, lat: tuple[F, F, F, F]) -> RunConfig:
+def _cfg(
+    n: int,
+    k: int,
+    servers: int,
+    lat: tuple[F, F, F, F],
+    per_position: F = Fraction(0),
+    preemptive: bool = True,
+) -> RunConfig:
     return RunConfig(
         n,
         k,
         servers,
-        target_latency=Latency(lat[0], lat[1]),
+        target_latency=Latency(lat[0], lat[1], per_position),
         drafter_latency=Latency(lat[2], lat[3]),
+        preemptive=preemptive,
     )
 
 
@@ -219,17 +250,27 @@ def never_slower_random() -> tuple[int, str]:
         k=st.integers(1, 6),
         servers=st.integers(1, 4),
         pattern=st.lists(st.booleans(), min_size=1, max_size=30),
+        per_position=st.sampled_from([F(0), F(0), F(1, 10), F(1, 4), F(1, 2)]),
     )
-    def prop(t0: F, t: F, d0_frac: F, d_frac: F, k: int, servers: int, pattern: list[bool]) -> None:
+    def prop(
+        t0: F,
+        t: F,
+        d0_frac: F,
+        d_frac: F,
+        k: int,
+        servers: int,
+        pattern: list[bool],
+        per_position: F,
+    ) -> None:
         nonlocal count
-        cfg = _cfg(len(pattern), k, servers, (t0, t, d0_frac * t0, d_frac * t))
+        cfg = _cfg(len(pattern), k, servers, (t0, t, d0_frac * t0, d_frac * t), per_position)
         with monitored():
             late = late_positions(pattern, cfg)
         assert not late, f"{cfg} pattern {pattern}: late at {late}"
         count += 1
 
     prop()
-    return count, "tau_i <= N_i and Lemma R on every hypothesis example (S <= 30)"
+    return count, "tau_i <= N_i and Lemma R on every hypothesis example (S <= 30, per_position)"
 
 
 @check(theorem="T2", method="counterexample")
@@ -238,4 +279,10 @@ def slow_drafter_breaks_it() -> tuple[int, str]:
     assert late_positions([True, True], slow_tpot) == [1], "D > T should delay position 1"
     slow_ttft = _cfg(1, 1, 1, (F(1), F(1), F(2), F(1, 10)))
     assert late_positions([True], slow_ttft) == [0], "D0 > T0 should delay position 0"
-    return 2, "D > T and D0 > T0 each make DSI commit later than non-SI"
+    held = (F(1), F(1), F(3, 4), F(3, 4))
+    for servers in (1, 4):
+        np_cfg = _cfg(2, 2, servers, held, preemptive=False)
+        assert late_positions([False, True], np_cfg) == [1], "NP: the held drafter delays 1"
+        assert run_pattern("dsi", [False, True], np_cfg).commit_times == (F(1), F(9, 4))
+        assert not late_positions([False, True], _cfg(2, 2, servers, held)), "preemptive: on time"
+    return 4, "D > T, D0 > T0 and non-preemption (NP) each make DSI commit later than non-SI"

@@ -1,7 +1,8 @@
 """T5 (server count): the smallest P at which no DSI task ever waits for a server.
 
 Model: as in T2 (dsi_ref.virtual: target T0 = TTFT, T = TPOT; drafter D0, D > 0;
-instant cancellation; equal-time events in scheduling order), n = max_tokens,
+instant cancellation (preemptive); per_position = 0; the events due at one time are
+taken in as one batch before anything is dispatched), n = max_tokens,
 lookahead k, and an acceptance pattern a (dsi_ref.pattern). "Queues" means some
 task is submitted while all P servers are busy (counters.tasks_queued > 0, i.e.
 a task_submit without an immediate task_start).
@@ -15,15 +16,18 @@ Theorem.
 (a) Exact characterisation. With P servers no task ever queues on pattern a iff
     P >= L(a). Hence P >= P* is queue-free on every pattern, and with P = P* - 1
     some pattern queues: P* is the smallest queue-free P.
-(b) Closed-form bound. P* <= B := floor(T / (k D)) + 2 + [T0 > T] + [k >= 2].
-    Read: the paper's floor/ceil(T / (k D)) verification tasks in flight, plus one
-    server for the target-only chain, one for the boundary of the window, one for
-    the prefill verification task when it outlasts the others (TTFT > TPOT), and
-    one for the short last block (only when k >= 2).
+(b) Closed-form bound. P* <= B := ceil(T / (k D)) + 1 + [T0 > T] + [k >= 2].
+    Read: the paper's ceil(T / (k D)) verification tasks in flight, plus one
+    server for the target-only chain, one for the prefill verification task when
+    it outlasts the others (TTFT > TPOT), and one for the short last block (only
+    when k >= 2).
 (c) The paper's count ceil(T / (k D)) is not enough in general: the target-only
-    chain needs a server of its own (e.g. T0 = T = D0 = D = 1, k = 1: the paper says
-    1, P* = 2), and a long prefill adds more (T0 = 3, T = 1, D0 = D = 1/4, k = 1,
-    n = 8: the paper says 4, P* = 6). Instances are tabulated by the check.
+    chain needs a server of its own (e.g. T0 = T = 1, D0 = D = 2/3, k = 2, n = 4:
+    the paper says 1, P* = 2), and a long prefill adds more (T0 = 3, T = 1,
+    D0 = D = 1/4, k = 1, n = 8: the paper says 4, P* = 6). It can also be exactly
+    enough: T0 = T = D0 = D = 1 (k = 1, 2, 3) has P* = 1, because a draft and the
+    target-only pass that end together are taken in together (History).
+    Instances are tabulated by the check.
 (d) Below P*: tasks wait, nothing else changes in kind. T1 and T6 hold for every
     P >= 1 (their proofs do not use P), so the output law and even the tokens
     are unchanged; T2 holds for every P >= 1, so DSI is still never slower than
@@ -35,8 +39,8 @@ Theorem.
     (e2) commit times are pointwise non-increasing in P (one more server never
          makes a commit later), on every pattern, for P = 1 .. P*;
     (e3) P_full, the smallest P at which every commit time on every pattern equals
-         the unlimited-server one, is <= P* and can be smaller: T0 = T = D0 = D = 1,
-         k = 1, n = 6 has P_full = 1 < P* = 2 (a queue that costs nothing).
+         the unlimited-server one, is <= P* and can be smaller: T0 = 3, T = 1,
+         D0 = D = 1/4, k = 1, n = 6 has P_full = 4 < P* = 6 (queues that cost nothing).
 
 Proof.
 (a) The scheduler consults the servers only through "is a server free" and
@@ -58,14 +62,25 @@ Proof.
     last block of the run (shorter, only if k >= 2), so consecutive submission
     times are >= k D apart. With unlimited servers a task runs from its submission
     for T, or T0 for the one prefill verification task (first scored position 0).
-    The tasks of duration T running at instant tau were submitted in [tau - T,
-    tau], at most floor(T / (k D)) + 1 points with spacing >= k D, plus possibly
-    the short last block; the prefill verification task adds one more only if
-    T0 > T (else its interval is among the former). Sum with the target-only task.
+    Count after the batch at instant tau (when the peak is read): a task that
+    ends at tau has been taken in, so the tasks of duration T running then were
+    submitted in (tau - T, tau], a half-open window of length T. Points m_1 < ...
+    < m_j in it with spacing >= k D have (j - 1) k D <= m_j - m_1 < T, so
+    j <= ceil(T / (k D)); plus possibly the short last block; the prefill
+    verification task adds one more only if T0 > T (else its interval is among
+    the former). Sum with the target-only task.
+
+History. Before simultaneous events were taken in as one batch (they were handled
+in the order they were scheduled), a task ending at tau and one starting at tau
+could both count, the window was closed and B was floor(T / (k D)) + 2 + ...: one
+server more at every tie (T / (k D) a whole number). P* at n = 7 was one higher
+on four of the 18 settings of the grid (T0 = T = D0 = D = 1, k = 1, 2, 3: 2, where
+one server loses no time; T0 = T = 1, D0 = D = 1/3, k = 3: 3), and the (c)
+instance was T0 = T = D0 = D = 1, k = 1.
 
 Checks (registered below), on the real code via dsi_ref.pattern.run_pattern:
 - exhaustive: for n = 1..7, k in {1, 2, 3} and six latency settings (TTFT below,
-  equal to and above TPOT; drafter fast, equal, with ties k D = T), L(a) for all
+  equal to and above TPOT; drafter fast, equal, with ties: T / (k D) whole), L(a) for all
   2^n patterns (peak of busy servers, read from the real scheduler through a
   monitoring subclass); then with P = P* every pattern has tasks_queued == 0, with
   P = P* - 1 (when >= 1) some pattern has tasks_queued > 0, and P* <= B; the
@@ -148,7 +163,7 @@ def peak_unlimited(pattern: Sequence[bool], k: int, lat: tuple[F, F, F, F]) -> i
 
 def bound(k: int, lat: tuple[F, F, F, F]) -> int:
     t0, t, _, d = lat
-    return math.floor(t / (k * d)) + 2 + (t0 > t) + (k >= 2)
+    return math.ceil(t / (k * d)) + 1 + (t0 > t) + (k >= 2)
 
 
 def paper_count(k: int, lat: tuple[F, F, F, F]) -> int:
@@ -187,11 +202,13 @@ def smallest_queue_free_p() -> tuple[int, str]:
             table.append(
                 f"(T0, T, D0, D) = ({lat_s}), k={k}: P*={ps} paper={paper} B={bound(k, lat)}"
             )
-    # (c): the paper's count is not enough.
-    same = (F(1), F(1), F(1), F(1))
-    assert p_star(3, 1, same) == 2 > paper_count(1, same)
+    # (c): the paper's count is not enough, and at a tie it can be exactly enough.
+    chain = (F(1), F(1), F(2, 3), F(2, 3))
+    assert p_star(4, 2, chain) == 2 > paper_count(2, chain)
     prefill = (F(3), F(1), F(1, 4), F(1, 4))
     assert p_star(8, 1, prefill) == 6 > paper_count(1, prefill)
+    same = (F(1), F(1), F(1), F(1))
+    assert all(p_star(6, k, same) == 1 == paper_count(k, same) for k in (1, 2, 3))
     return configs, "P* exact (P* free, P*-1 queues), P* <= B; at n=7: " + "; ".join(table)
 
 
@@ -223,8 +240,8 @@ def fewer_servers_never_help() -> tuple[int, str]:
                 prev = now
             assert full is not None and full <= ps
             fulls[(lat, k)] = (full, ps)
-    one = (F(1), F(1), F(1), F(1))
-    assert fulls[(one, 1)] == (1, 2), fulls[(one, 1)]
+    prefill = (F(3), F(1), F(1, 4), F(1, 4))
+    assert fulls[(prefill, 1)] == (4, 6), fulls[(prefill, 1)]
     strict = sum(f < p for f, p in fulls.values())
     return runs, f"monotone in P on every pattern; P_full < P* on {strict} of {len(fulls)} settings"
 

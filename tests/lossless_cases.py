@@ -231,8 +231,12 @@ def check_exact(inst: Instance) -> None:
 
 STAT_TOKENS = 3  # the joint law of the first three tokens
 STAT_ALPHA = 1e-6  # false-alarm level of every statistical test here
-STAT_POWER = 0.99
+STAT_POWER = 0.99  # the claim: power >= STAT_POWER against every alternative at TV >= STAT_TV
 STAT_TV = 0.02  # total variation the test must detect with STAT_POWER
+# N is sized for more than the claim: the noncentral chi-square approximation overstates the
+# power (sized for 0.99 it gives 0.9885 +- 0.0004 at T1/2-topk4 by simulation); sized for
+# 0.995 it gives >= 0.9947 in both settings (tests/test_statistical_lossless.py).
+DESIGN_POWER = 0.995
 MIN_EXPECTED = 5.0  # cells expected below this are pooled into one cell
 SEED_BASE = 1_000_000  # run i uses seed SEED_BASE + i
 
@@ -250,14 +254,17 @@ def pooled_mass(null: Sequence[float], n: int) -> float:
     return sum(p for p in null if 0 < p * n < MIN_EXPECTED)
 
 
-def design_sample_size(null: Sequence[float]) -> int:
+def design_sample_size(null: Sequence[float], power: float = DESIGN_POWER) -> int:
     """N with power >= STAT_POWER at TV >= STAT_TV (see test_statistical_lossless docstring).
+
+    Sized by the approximation for `power` (default DESIGN_POWER > STAT_POWER); the real
+    power is checked by simulation.
 
     lambda = N * sum d^2 / p >= N * 4 * TV_pooled^2 (Cauchy-Schwarz), TV_pooled >= TV -
     pooled mass, df <= positive cells - 1. One refinement step: a larger N pools less.
     """
     cells = sum(1 for p in null if p > 0)
-    lam = _pearson_critical_lambda(cells - 1, STAT_ALPHA, STAT_POWER)
+    lam = _pearson_critical_lambda(cells - 1, STAT_ALPHA, power)
     n0 = math.ceil(lam / (4 * STAT_TV**2))
     tv = STAT_TV - pooled_mass(null, n0)
     return math.ceil(lam / (4 * tv**2))

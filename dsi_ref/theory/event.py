@@ -189,7 +189,7 @@ def si_poly(cfg: RunConfig) -> Poly:
     e: list[Poly] = [(Fraction(0),)] * (s + 1)  # e[i]: expected time from committed prefix i
     for i in range(s - 1, -1, -1):
         m = min(k, s - i - 1)
-        cost = sum((d.forward(i + j) for j in range(m)), Fraction(0)) + t.forward(i)
+        cost = sum((d.forward(i + j) for j in range(m)), Fraction(0)) + t.forward(i, m + 1)
         acc: Poly = _const(cost)
         for j in range(m):
             acc = _add(acc, _mul(_mono(j, 1), e[i + j + 1]))
@@ -201,6 +201,11 @@ def si_poly(cfg: RunConfig) -> Poly:
 def dsi_segments(cfg: RunConfig) -> tuple[tuple[Fraction, ...], ...]:
     """D_r(j) for r = 0..S-1, j = r..S-1: time from the restart at r to the commit of j
     when every draft from r on is accepted (entry j - r of row r). One run per r."""
+    if not cfg.preemptive:
+        raise InvalidConfig(
+            "the DSI renewal DP needs preemptive=True (fact (a): a rejection frees every "
+            "worker at once); got preemptive=False: use brute_force (the definition)"
+        )
     s = cfg.max_tokens
     rows = []
     for r in range(s):
@@ -232,7 +237,7 @@ def si_value(cfg: RunConfig, a: Fraction) -> Fraction:
     e = [Fraction(0)] * (s + 1)
     for i in range(s - 1, -1, -1):
         m = min(k, s - i - 1)
-        acc = sum((d.forward(i + j) for j in range(m)), Fraction(0)) + t.forward(i)
+        acc = sum((d.forward(i + j) for j in range(m)), Fraction(0)) + t.forward(i, m + 1)
         w = Fraction(1)  # a^j
         for j in range(m):
             acc += w * (1 - a) * e[i + j + 1]

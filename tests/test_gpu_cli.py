@@ -1,0 +1,80 @@
+"""`python -m gpu_runner`: the side-by-side run on the shipped tiny pair, its traces, its
+exit codes (0 ok, 2 bad input, never a traceback), and the profile subcommand's wiring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from dsi_ref.checker import check_trace
+from dsi_ref.trace import load_trace
+from gpu_runner.cli import main
+
+
+def test_run_all_three_with_traces(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(
+        [
+            "run",
+            "--max-new-tokens",
+            "8",
+            "--k",
+            "2",
+            "--servers",
+            "2",
+            "--quiet",
+            "--sample",
+            "--dtype",
+            "float64",
+            "--inject-target",
+            "0.004,0.002",
+            "--inject-drafter",
+            "0.001,0.001",
+            "--trace",
+            str(tmp_path / "run.json"),
+            "--json",
+            str(tmp_path / "summary.json"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    for alg in ("nonsi", "si", "dsi"):
+        assert alg in out
+        trace = load_trace(tmp_path / f"run.{alg}.json")
+        assert check_trace(trace).ok
+    rows = json.loads((tmp_path / "summary.json").read_text())
+    assert [r["algorithm"] for r in rows] == ["nonsi", "si", "dsi"]
+    assert all(len(r["tokens"]) == 8 and r["predicted_s"] > 0 for r in rows)
+    assert "DSI speedup over si" in out
+
+
+@pytest.mark.parametrize(
+    "args,shown",
+    [
+        (["--k", "0"], "lookahead k"),
+        (["--servers", "100000"], "servers"),
+        (["--device", "cuda:7"], "cuda:7"),
+        (["--target", "/nonexistent/model"], "--drafter"),
+        (["--target", "/nonexistent/t", "--drafter", "/nonexistent/d"], "/nonexistent/t"),
+        (["--acceptance", "2"], "acceptance"),
+        (["--inject-target", "0.1,0.1"], "both"),
+        (["--dtype", "int8"], "int8"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    args: list[str], shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["run", "--max-new-tokens", "2", "--quiet", *args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert shown in err and "Traceback" not in err, err
+
+
+def test_profile_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["profile", "--help"])
+    assert info.value.code == 0
+    assert "--target" in capsys.readouterr().out
