@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from dsi_ref.config import RunConfig
+from dsi_ref.config import MAX_SERVERS, MAX_TOKENS, SEED_LIMIT, RunConfig
 from dsi_ref.demo import (
     ALGORITHMS,
     DEMO_MAX_TOKENS,
@@ -32,10 +32,10 @@ from dsi_ref.demo import (
 )
 from dsi_ref.errors import DSIError, InvalidConfig, TraceError
 from dsi_ref.fileio import MAX_JSON_BYTES
-from dsi_ref.latency import Latency
+from dsi_ref.latency import MAX_NUMBER_CHARS, Latency, parse_fraction
 from dsi_ref.pairs import DEFAULT_PAIR, PAIRS, Pair, get_pair
 from dsi_ref.result import RunResult
-from dsi_ref.sampling import SamplingConfig
+from dsi_ref.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, SamplingConfig
 from dsi_ref.trace import DEFAULT_TOL, load_trace, save_trace
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -58,20 +58,47 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _number(text: str, flag: str) -> Fraction:
+    return parse_fraction(text, flag)  # InvalidConfig naming the flag and the text
+
+
+def _int_arg(lo: int, hi: int | None = None, span: str = "") -> Callable[[str], int]:
+    """An argparse type: an int in [lo, hi], refused with the range and the text if not."""
+    span = span or (f">= {lo}" if hi is None else f"in [{lo}, {hi}]")
+
+    def parse(text: str) -> int:
+        t = text.strip()
+        try:
+            n = int(t) if len(t) <= MAX_NUMBER_CHARS else None
+        except ValueError:
+            n = None
+        if n is None or n < lo or (hi is not None and n > hi):
+            # an int out of range is shown as a number, anything else as the text typed
+            shown = str(n) if n is not None else repr(t if len(t) <= 40 else t[:40] + "...")
+            raise argparse.ArgumentTypeError(f"must be an int {span}, got {shown}")
+        return n
+
+    return parse
+
+
+def _noise_arg(text: str) -> str:
+    """--noise: checked here (a number in [0, 1]) and passed on as the text."""
     try:
-        return Fraction(text)
-    except (ValueError, ZeroDivisionError) as e:
-        raise InvalidConfig(f"{flag} must be a number, got {text!r}") from e
+        v = parse_fraction(text, "noise")
+    except InvalidConfig as e:  # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text!r}")
+    return text
 
 
 def _count(text: str) -> int:
     """An argparse type: an int >= 0 (how many tokens or violations to print)."""
     try:
-        n = int(text)
+        n = int(text) if len(text) <= MAX_NUMBER_CHARS else -1
     except ValueError:
         n = -1
     if n < 0:
-        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be an int >= 0, got {text[:40]!r}")
     return n
 
 
@@ -92,7 +119,7 @@ def _tolerance(text: str) -> float:
     except ValueError:
         tol = math.nan
     if not (math.isfinite(tol) and tol >= 0):  # a NaN tolerance would accept anything
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text[:40]!r}")
     return tol
 
 
@@ -101,6 +128,11 @@ def _warp(greedy: bool, temperature: str, top_k: int | None, top_p: str | None) 
     if not greedy and t <= 0:
         raise InvalidConfig(
             f"--temperature must be > 0 when sampling, got {temperature!r} "
+            "(use --greedy for argmax decoding)"
+        )
+    if not greedy and not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
+        raise InvalidConfig(
+            f"--temperature must lie in [1e-6, 1e6] when sampling, got {temperature!r} "
             "(use --greedy for argmax decoding)"
         )
     p = None
@@ -118,9 +150,12 @@ def _sampling(args: argparse.Namespace) -> SamplingConfig:
 def _prompt(text: str) -> tuple[int, ...]:
     parts = [s for s in text.replace(",", " ").split() if s]
     try:
+        if any(len(s) > MAX_NUMBER_CHARS for s in parts):
+            raise ValueError("token id too long")
         return tuple(int(s) for s in parts)
     except ValueError as e:
-        raise InvalidConfig(f"--prompt must be token ids like '3,1,4', got {text!r}") from e
+        shown = text if len(text) <= 60 else text[:60] + "..."
+        raise InvalidConfig(f"--prompt must be token ids like '3,1,4', got {shown!r}") from e
 
 
 def _config(args: argparse.Namespace) -> RunConfig:
@@ -366,18 +401,34 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algorithm", choices=[*ALGORITHMS, "all"], default="all")
     p.add_argument("--pair", default=DEFAULT_PAIR, help=f"built-in model pair: {', '.join(PAIRS)}")
-    p.add_argument("--noise", help="drafter noise weight in [0, 1] (sets the acceptance rate)")
-    p.add_argument("--k", type=int, default=5, help="lookahead: drafts per verification task")
-    p.add_argument("--servers", type=int, default=7, help="P, target servers (DSI)")
-    p.add_argument("--max-tokens", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--noise", type=_noise_arg, help="drafter noise weight in [0, 1] (sets the acceptance rate)"
+    )
+    p.add_argument(
+        "--k", type=_int_arg(1), default=5, help="lookahead: drafts per verification task"
+    )
+    p.add_argument(
+        "--servers",
+        type=_int_arg(1, MAX_SERVERS),
+        default=7,
+        help=f"P, target servers (DSI), at most {MAX_SERVERS}",
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=_int_arg(1, MAX_TOKENS),
+        default=200,
+        help=f"tokens to generate, at most {MAX_TOKENS}",
+    )
+    p.add_argument(
+        "--seed", type=_int_arg(0, SEED_LIMIT - 1, "in [0, 2**256)"), default=0, help="below 2**256"
+    )
     p.add_argument("--prompt", default="", help="prompt token ids, e.g. '3,1,4'")
     for model, default in (("target", "1"), ("drafter", "1/10")):
         p.add_argument(f"--{model}-ttft", default=default, help=f"{model} time to first token")
         p.add_argument(f"--{model}-tpot", default=default, help=f"{model} time per output token")
     p.add_argument("--greedy", action="store_true", help="argmax decoding, exact-match verify")
-    p.add_argument("--temperature", default="1")
-    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--temperature", default="1", help="in [1e-6, 1e6] (exact pair: >= 1/1000)")
+    p.add_argument("--top-k", type=_int_arg(1), default=None)
     p.add_argument("--top-p", default=None)
     p.add_argument(
         "--point-mass", action="store_true", help="verify drafts as point-mass proposals"
@@ -404,7 +455,7 @@ def build_parser(out: TextIO) -> argparse.ArgumentParser:
     check.add_argument(
         "--pair", help="also check every recorded p and q against this built-in pair (rule 8)"
     )
-    check.add_argument("--noise", help="the drafter noise the trace was run with")
+    check.add_argument("--noise", type=_noise_arg, help="the drafter noise the trace was run with")
     check.add_argument(
         "--tol",
         type=_tolerance,
@@ -418,14 +469,14 @@ def build_parser(out: TextIO) -> argparse.ArgumentParser:
         help=f"refuse larger files before reading them (default {MAX_JSON_BYTES})",
     )
     check.add_argument("--temperature", help="the run's temperature (with --pair)")
-    check.add_argument("--top-k", type=int, help="the run's top-k (with --pair)")
+    check.add_argument("--top-k", type=_int_arg(1), help="the run's top-k (with --pair)")
     check.add_argument("--top-p", help="the run's top-p (with --pair)")
     check.add_argument("--show", type=_count, default=10, help="violations printed at most")
     check.set_defaults(func=lambda a: cmd_check(a, out))
 
     demo = sub.add_parser("demo", help="DSI vs SI vs non-SI on the built-in default")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--max-tokens", type=int, default=DEMO_MAX_TOKENS)
+    demo.add_argument("--seed", type=_int_arg(0, SEED_LIMIT - 1, "in [0, 2**256)"), default=0)
+    demo.add_argument("--max-tokens", type=_int_arg(1, MAX_TOKENS), default=DEMO_MAX_TOKENS)
     demo.set_defaults(func=lambda a: cmd_demo(a, out))
 
     from dsi_ref.theory import commands

@@ -9,10 +9,20 @@ from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
 
+# Upper bounds of a run. Beyond them a run cannot finish in reasonable time or memory
+# (the reference commits ~10k-30k tokens/s; the scheduler keeps a slot per server),
+# so they are refused with the range rather than left to hang.
+MAX_TOKENS = 100_000
+MAX_SERVERS = 100_000
+MAX_TOKEN_ID = 2**63  # prompt token ids; the vocabulary is checked when a run meets its models
+SEED_LIMIT = 2**256  # every bit of a seed is used (dsi_ref.randomness.keyed_uniform)
 
-def _positive_int(x: object, what: str) -> int:
+
+def _positive_int(x: object, what: str, most: int | None = None) -> int:
     if isinstance(x, bool) or not isinstance(x, int) or x < 1:
         raise InvalidConfig(f"{what} must be an int >= 1, got {show(x)}")
+    if most is not None and x > most:
+        raise InvalidConfig(f"{what} must be an int in [1, {most}], got {show(x)}")
     return x
 
 
@@ -34,11 +44,13 @@ class RunConfig:
     preemptive: bool = True
 
     def __post_init__(self) -> None:
-        _positive_int(self.max_tokens, "max_tokens")
+        _positive_int(self.max_tokens, "max_tokens", MAX_TOKENS)
         _positive_int(self.k, "lookahead k")
-        _positive_int(self.servers, "number of target servers P")
+        _positive_int(self.servers, "number of target servers P", MAX_SERVERS)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidConfig(f"seed must be an int >= 0, got {show(self.seed)}")
+        if self.seed >= SEED_LIMIT:
+            raise InvalidConfig(f"seed must be an int in [0, 2**256), got {show(self.seed)}")
         if not isinstance(self.sampling, SamplingConfig):
             raise InvalidConfig(f"sampling must be a SamplingConfig, got {show(self.sampling)}")
         for name in ("target_latency", "drafter_latency"):
@@ -48,8 +60,10 @@ class RunConfig:
             raise InvalidConfig(f"prompt must be a sequence of token ids, got {show(self.prompt)}")
         for t in self.prompt:
             # The vocabulary is checked when the run meets its models (dsi_ref.workers).
-            if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-                raise InvalidConfig(f"prompt token {show(t)} is not a token id (an int >= 0)")
+            if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < MAX_TOKEN_ID:
+                raise InvalidConfig(
+                    f"prompt token {show(t)} is not a token id (an int in [0, 2**63))"
+                )
         if not isinstance(self.point_mass_proposal, bool):
             raise InvalidConfig(
                 f"point_mass_proposal must be a bool, got {show(self.point_mass_proposal)}"
@@ -57,3 +71,10 @@ class RunConfig:
         if not isinstance(self.preemptive, bool):
             raise InvalidConfig(f"preemptive must be a bool, got {show(self.preemptive)}")
         object.__setattr__(self, "prompt", tuple(self.prompt))
+
+
+def check_run_config(cfg: object) -> RunConfig:
+    """`cfg` if it is a RunConfig (validated when it was built); InvalidConfig otherwise."""
+    if not isinstance(cfg, RunConfig):
+        raise InvalidConfig(f"cfg must be a RunConfig, got {show(cfg)}")
+    return cfg

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable, Sequence
 from fractions import Fraction
 from typing import TypeVar
 
-from dsi_ref.errors import EnumerationError
+from dsi_ref.errors import EnumerationError, InvalidConfig, InvalidDistribution, show
 from dsi_ref.randomness import Chooser, Key
 
 T = TypeVar("T", bound=Hashable)
@@ -31,6 +31,7 @@ class _PathChooser:
         self.depth = 0
         self.branch_sizes: list[int] = []
         self.intervals: dict[Key, tuple[Fraction, Fraction]] = {}
+        self.calls = 0  # questions asked on this path (choices and Bernoullis)
 
     def _pieces(
         self, key: Key, cuts: Sequence[Fraction], monotone: bool
@@ -70,23 +71,25 @@ class _PathChooser:
         return j
 
     def choice(self, key: Key, weights: Sequence[Fraction | float]) -> int:
+        self.calls += 1
         cuts = [_ZERO]
-        monotone = True  # no negative weight: the cdf never decreases
         for w in weights:
             if not isinstance(w, Fraction):
                 raise EnumerationError(
-                    f"exact enumeration needs Fraction weights, got {w!r} at key {key}"
+                    f"exact enumeration needs Fraction weights, got {show(w)} at key {key}"
                 )
-            monotone = monotone and w.numerator >= 0
+            if w.numerator < 0:
+                raise InvalidDistribution(f"weights at key {key} have a negative entry {show(w)}")
             cuts.append(cuts[-1] + w)
         if cuts[-1] != 1:
-            raise EnumerationError(f"weights at key {key} sum to {cuts[-1]}, not 1")
-        return self._take(key, cuts, monotone)
+            raise EnumerationError(f"weights at key {key} sum to {show(cuts[-1])}, not 1")
+        return self._take(key, cuts, True)
 
     def bernoulli(self, key: Key, prob: Fraction | float) -> bool:
+        self.calls += 1
         if not isinstance(prob, Fraction):
-            raise EnumerationError(f"exact enumeration needs a Fraction, got {prob!r} at {key}")
-        p = min(max(prob, _ZERO), _ONE)
+            raise EnumerationError(f"exact enumeration needs a Fraction, got {show(prob)} at {key}")
+        p = min(max(prob, _ZERO), _ONE)  # U < prob: as SeededChooser answers it
         return self._take(key, [_ZERO, p, _ONE], True) == 0
 
     def probability(self) -> Fraction:
@@ -96,18 +99,58 @@ class _PathChooser:
         return out
 
 
-def exact_law(run: Callable[[Chooser], T], max_paths: int = 1_000_000) -> dict[T, Fraction]:
-    """The exact law of `run(chooser)` as {outcome: probability}; probabilities sum to 1."""
+DEFAULT_MAX_PATHS = 100_000
+DEFAULT_MAX_CALLS = 1_000_000
+
+
+def _check_limit(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidConfig(f"{name} must be an int >= 1, got {show(value)}")
+    return value
+
+
+def exact_law(
+    run: Callable[[Chooser], T],
+    max_paths: int = DEFAULT_MAX_PATHS,
+    max_calls: int = DEFAULT_MAX_CALLS,
+) -> dict[T, Fraction]:
+    """The exact law of `run(chooser)` as {outcome: probability}; probabilities sum to 1.
+
+    Guards: more than `max_paths` paths, or more than `max_calls` random questions over
+    all paths together (the work), raise EnumerationError. The defaults stop a too-large
+    instance within about half a minute of one core (the test suite's largest instance asks
+    ~120k questions); raise them for a bigger instance knowingly.
+    """
+    if not callable(run):
+        raise InvalidConfig(f"exact_law needs a callable run(chooser), got {show(run)}")
+    _check_limit(max_paths, "max_paths")
+    _check_limit(max_calls, "max_calls")
     law: dict[T, Fraction] = {}
     script: list[int] = []
     paths = 0
+    calls = 0
     while True:
         chooser = _PathChooser(script)
         outcome = run(chooser)
-        law[outcome] = law.get(outcome, _ZERO) + chooser.probability()
+        try:
+            law[outcome] = law.get(outcome, _ZERO) + chooser.probability()
+        except TypeError:  # the law is a dict keyed by outcomes
+            raise InvalidConfig(
+                f"run(chooser) must return a hashable outcome (a tuple, not a list), "
+                f"got {show(outcome)}"
+            ) from None
         paths += 1
+        calls += chooser.calls
         if paths > max_paths:
-            raise EnumerationError(f"more than max_paths={max_paths} paths; shrink the instance")
+            raise EnumerationError(
+                f"more than max_paths={max_paths} paths; shrink the instance "
+                "(fewer tokens, a smaller vocabulary) or pass a larger max_paths"
+            )
+        if calls > max_calls:
+            raise EnumerationError(
+                f"more than max_calls={max_calls} random choices over {paths} paths; shrink "
+                "the instance (fewer tokens, a smaller vocabulary) or pass a larger max_calls"
+            )
         # Odometer step over branch points: advance the deepest one not yet exhausted.
         sizes = chooser.branch_sizes
         script = chooser.script[: len(sizes)]

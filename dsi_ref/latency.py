@@ -9,13 +9,49 @@ one position: the paper's assumption, and close to true for small k on a GPU.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
 from dsi_ref.errors import InvalidConfig, show
 
+# A number given as text is parsed exactly (Fraction). Its length and decimal exponent are
+# bounded first: Fraction("1e-1000000000") would build a billion-digit integer.
+MAX_NUMBER_CHARS = 100
+MAX_EXPONENT = 10_000
+_EXPONENT = re.compile(r"[eE]\s*([-+]?\d+)")
 
-def _parse(x: object, what: str) -> Fraction:
+# Times (TTFT, TPOT, in any unit) are 0 or in [MIN_TIME, MAX_TIME]: beyond, a run's exact
+# clock would carry numbers thousands of digits long, and they could not be printed.
+MIN_TIME = Fraction(1, 10**9)
+MAX_TIME = Fraction(10**9)
+TIME_RANGE = "0 or between 1e-9 and 1e9"
+
+
+def parse_fraction(text: str, what: str, accepted: str = "") -> Fraction:
+    """An exact number from text ('3/4', '0.1', '2e-3'); InvalidConfig if it is not one.
+
+    `accepted` ("between 1 and 2") is what the caller's range is, said when the exponent
+    alone shows the number is far outside any range.
+    """
+    stripped = text.strip()
+    if len(stripped) > MAX_NUMBER_CHARS:
+        raise InvalidConfig(
+            f"{what} is not a number of at most {MAX_NUMBER_CHARS} characters: "
+            f"{show(stripped[:40] + '...')}"
+        )
+    m = _EXPONENT.search(stripped)
+    if m is not None and abs(int(m.group(1))) > MAX_EXPONENT:
+        if accepted:
+            raise InvalidConfig(f"{what} must be {accepted}, got {show(text)}")
+        raise InvalidConfig(f"{what} has a decimal exponent beyond +-{MAX_EXPONENT}: {show(text)}")
+    try:
+        return Fraction(stripped)  # rejects "nan" and "inf": Fraction has no such values
+    except (ValueError, ZeroDivisionError):
+        raise InvalidConfig(f"{what} is not a number: {show(text)}") from None
+
+
+def _parse(x: object, what: str, accepted: str = "") -> Fraction:
     if isinstance(x, bool):
         raise InvalidConfig(f"{what} must be a number, got {show(x)}")
     if isinstance(x, float):
@@ -25,18 +61,17 @@ def _parse(x: object, what: str) -> Fraction:
     if isinstance(x, (int, Fraction)):
         return Fraction(x)
     if isinstance(x, str):
-        try:
-            return Fraction(x)  # rejects "nan" and "inf": Fraction has no such values
-        except (ValueError, ZeroDivisionError):
-            raise InvalidConfig(f"{what} is not a number: {show(x)}") from None
+        return parse_fraction(x, what, accepted)
     raise InvalidConfig(f"{what} must be a number, got {show(x)}")
 
 
 def to_time(x: object, what: str) -> Fraction:
-    """A non-negative exact time from an int, Fraction, float or decimal string."""
-    v = _parse(x, what)
+    """A time from an int, Fraction, float or decimal string: exact, 0 or in [1e-9, 1e9]."""
+    v = _parse(x, what, TIME_RANGE)
     if v < 0:
         raise InvalidConfig(f"{what} must be >= 0, got {show(x)}")
+    if v != 0 and not (MIN_TIME <= v <= MAX_TIME):
+        raise InvalidConfig(f"{what} must be {TIME_RANGE}, got {show(x)}")
     return v
 
 

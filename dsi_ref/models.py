@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Mapping, Sequence
 from fractions import Fraction
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, VocabularyMismatch, show
-from dsi_ref.prob import Dist, Num, check_dist
+from dsi_ref.prob import Dist, Num, check_dist, check_model_output
 
 
 @runtime_checkable
@@ -25,10 +25,42 @@ class LanguageModel(Protocol):
     def next_dist(self, prefix: Sequence[int]) -> Dist: ...
 
 
-def _check_vocab(v: object) -> int:
+def _check_vocab(v: object, whose: str = "") -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise InvalidConfig(f"vocabulary size must be an int >= 1, got {show(v)}")
+        raise InvalidConfig(f"{whose}vocabulary size must be an int >= 1, got {show(v)}")
     return v
+
+
+def prefix_text(prefix: Sequence[int]) -> str:
+    """'at position n (prefix ...)': where in a sequence a model was asked, for messages."""
+    n = len(prefix)
+    shown = f"{show(tuple(prefix))}" if n <= 8 else f"(..., {', '.join(map(show, prefix[-8:]))})"
+    return f"at position {n} (prefix {shown})"
+
+
+def model_name(model: object) -> str:
+    """How messages name a model: its `name` attribute if it has one, else its class."""
+    name = getattr(model, "name", None)
+    return repr(name) if isinstance(name, str) else type(model).__name__
+
+
+def check_model(model: object, role: str = "model") -> int:
+    """Check that `model` implements LanguageModel with a valid vocab_size; return the size.
+
+    Models are user code: this is where a run meets them, so a broken one is named here
+    rather than failing deep inside an algorithm.
+    """
+    if type(model) not in _MODEL_TYPES and not isinstance(model, LanguageModel):
+        raise InvalidConfig(
+            f"{role} must be a LanguageModel (vocab_size, state(prefix), next_dist(prefix)), "
+            f"got {show(model)}"
+        )
+    _MODEL_TYPES.add(type(model))  # a Protocol isinstance costs ~10 us; exact_law asks a lot
+    vocab = cast(LanguageModel, model).vocab_size
+    return _check_vocab(vocab, f"{role} {model_name(model)}: ")
+
+
+_MODEL_TYPES: set[type] = set()  # classes whose instances passed isinstance(LanguageModel)
 
 
 def _check_order(order: object) -> int:
@@ -128,11 +160,9 @@ class MixtureDrafter:
             or not (0 <= noise <= 1)  # also false for NaN
         ):
             raise InvalidConfig(f"noise weight must be a number in [0, 1], got {show(noise)}")
-        if not isinstance(target, LanguageModel):
-            raise InvalidConfig(f"MixtureDrafter needs a LanguageModel target, got {show(target)}")
+        vocab = check_model(target, "MixtureDrafter target")
         self.target = target
         self.noise = noise
-        vocab = target.vocab_size
         self.r = _table_dist(r, vocab, "noise distribution")
         self._cache: dict[Hashable, Dist] = {}
 
@@ -147,11 +177,18 @@ class MixtureDrafter:
         s = self.target.state(prefix)
         d = self._cache.get(s)
         if d is None:
-            p = self.target.next_dist(prefix)
+            p = check_model_output(
+                self.target.next_dist(prefix),
+                len(self.r),
+                lambda: f"MixtureDrafter target {model_name(self.target)} {prefix_text(prefix)}",
+            )
             w = 1 - self.noise
             d = tuple(w * a + self.noise * b for a, b in zip(p, self.r, strict=True))
             self._cache[s] = d
         return d
+
+
+RANDOM_MARKOV_MAX_ENTRIES = 10**7
 
 
 def random_dist(rng: random.Random, vocab: int, exact: bool, denom: int = 12) -> Dist:
@@ -168,9 +205,24 @@ def random_dist(rng: random.Random, vocab: int, exact: bool, denom: int = 12) ->
 def random_markov(
     vocab: int, order: int, seed: int, exact: bool = False, name: str = "markov"
 ) -> MarkovModel:
-    """A Markov model with a random distribution for every context up to `order`."""
+    """A Markov model with a random distribution for every context up to `order`.
+
+    The table has vocab * (1 + vocab + ... + vocab**order) entries; more than
+    RANDOM_MARKOV_MAX_ENTRIES is refused (it would take minutes and gigabytes to build).
+    """
     _check_vocab(vocab)
     _check_order(order)
+    entries, width = 0, 1
+    for _ in range(order + 1):
+        entries += width * vocab
+        width *= vocab
+        if entries > RANDOM_MARKOV_MAX_ENTRIES:
+            raise InvalidConfig(
+                f"random_markov(vocab={show(vocab)}, order={show(order)}) would tabulate more "
+                f"than {RANDOM_MARKOV_MAX_ENTRIES} probabilities; lower the vocabulary or order"
+            )
+    if isinstance(seed, bool) or not isinstance(seed, (int, str, bytes)):
+        raise InvalidConfig(f"random_markov seed must be an int, got {show(seed)}")
     rng = random.Random(seed)
     table: dict[tuple[int, ...], Dist] = {}
     contexts: list[tuple[int, ...]] = [()]
@@ -182,8 +234,7 @@ def random_markov(
 
 
 def check_pair(target: LanguageModel, drafter: LanguageModel) -> None:
-    if target.vocab_size != drafter.vocab_size:
-        raise VocabularyMismatch(
-            f"target vocabulary size {target.vocab_size} != drafter vocabulary size "
-            f"{drafter.vocab_size}"
-        )
+    vt = check_model(target, "target")
+    vd = check_model(drafter, "drafter")
+    if vt != vd:
+        raise VocabularyMismatch(f"target vocabulary size {vt} != drafter vocabulary size {vd}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from dsi_ref.config import RunConfig
-from dsi_ref.models import LanguageModel
+from dsi_ref.config import RunConfig, check_run_config
+from dsi_ref.models import LanguageModel, check_model
 from dsi_ref.randomness import Chooser
 from dsi_ref.result import Counters, RunResult
 from dsi_ref.trace import TraceRecorder
@@ -21,7 +21,8 @@ def run_nonsi(
     parts: RunParts = REFERENCE_PARTS,
 ) -> RunResult:
     """non-SI on the target; `parts` builds the rule and scorer (default: the reference)."""
-    check_prompt(cfg.prompt, target.vocab_size)
+    check_run_config(cfg)
+    check_prompt(cfg.prompt, check_model(target, "target"))
     verifier = parts.rule(cfg, chooser)
     scorer = parts.scorer(target, cfg)
     rec = TraceRecorder(record, "nonsi", cfg, target.vocab_size)

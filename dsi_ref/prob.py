@@ -7,39 +7,112 @@ The same functions serve both so that one implementation is sampled and enumerat
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
-from dsi_ref.errors import InvalidDistribution
+from dsi_ref.errors import InvalidDistribution, show
 
 Num = Fraction | float
 Dist = tuple[Num, ...]
 
 # Float distributions may be off by rounding; exact ones must sum to exactly 1.
 FLOAT_SUM_TOL = 1e-9
+# A model's output (dsi_ref.sampling.WarpedModel) may come from a float32 softmax over a
+# large vocabulary: it is renormalised when within this of 1, rejected beyond.
+MODEL_SUM_TOL = 1e-6
 
 
-def check_dist(p: Sequence[Num], what: str = "distribution") -> Dist:
-    """Return `p` as a tuple after checking it is a probability vector; raise otherwise."""
-    if len(p) == 0:
-        raise InvalidDistribution(f"{what} is empty")
-    for i, x in enumerate(p):
-        if not isinstance(x, (Fraction, float, int)) or isinstance(x, bool):
-            raise InvalidDistribution(f"{what}[{i}] = {x!r} is not a number")
-        if isinstance(x, float) and not math.isfinite(x):
-            raise InvalidDistribution(f"{what}[{i}] = {x!r} is not finite")
-        if x < 0:
-            raise InvalidDistribution(f"{what}[{i}] = {x!r} is negative")
-    total = sum(p)
-    exact = all(isinstance(x, (Fraction, int)) for x in p)
+_MAX_FLOAT = sys.float_info.max
+
+
+def _entry_problem(i: int, x: object) -> str | None:
+    """Why entry i of a probability vector is unusable, or None if it is a number >= 0."""
+    if isinstance(x, bool) or not isinstance(x, (float, int, Fraction, numbers.Real)):
+        return f"[{i}] = {show(x)} is not a number"
+    if isinstance(x, float) or not isinstance(x, (int, Fraction)):
+        f = float(x)
+        if not math.isfinite(f):
+            return f"[{i}] = {show(x)} is not finite"
+    if x < 0:
+        return f"[{i}] = {show(x)} is negative"
+    return None
+
+
+def _as_dist(p: object, tol: float) -> Dist | str:
+    """`p` as a checked Dist, or the problem (text to follow the vector's name)."""
+    if isinstance(p, (str, bytes, Mapping)) or not (
+        isinstance(p, Sequence) or (hasattr(p, "__len__") and hasattr(p, "__iter__"))
+    ):
+        return f" must be a sequence of probabilities, got {show(p)}"
+    t = tuple(p)  # duck-typed: numpy arrays are not Sequences
+    if not t:
+        return f" is empty: {show(p)}"
+    if type(t[0]) is float:  # the common case, checked at C speed; anything odd: below
+        try:
+            if (
+                min(t) >= 0.0
+                and abs(math.fsum(t) - 1.0) <= tol  # false for NaN; inf sums to inf or NaN
+                and set(map(type, t)) == {float}
+            ):
+                return t
+        except (TypeError, ValueError):  # a non-number, or inf - inf in fsum
+            pass
+    floats = True  # every entry exactly a float (the common case: nothing to convert)
+    exact = True  # every entry an int or Fraction
+    for i, x in enumerate(t):
+        if type(x) is float:
+            if not (0.0 <= x <= _MAX_FLOAT):  # false for NaN, inf and negatives
+                return _entry_problem(i, x) or f"[{i}] = {show(x)} is out of range"
+            exact = False
+            continue
+        floats = False
+        problem = _entry_problem(i, x)
+        if problem is not None:
+            return problem
+        if not isinstance(x, (int, Fraction)):
+            exact = False
     if exact:
+        total = sum(t, Fraction(0))
         if total != 1:
-            raise InvalidDistribution(f"{what} sums to {total}, not 1")
-        return tuple(Fraction(x) for x in p)
-    if abs(float(total) - 1.0) > FLOAT_SUM_TOL:
-        raise InvalidDistribution(f"{what} sums to {float(total)!r}, not 1")
-    return tuple(float(x) for x in p)
+            return f" sums to {show(total)}, not 1"
+        return tuple(Fraction(x) for x in t)
+    d = t if floats else tuple(float(x) for x in t)
+    ftotal = math.fsum(d)
+    if not abs(ftotal - 1.0) <= tol:
+        return f" sums to {ftotal!r}, not 1"
+    return d
+
+
+def check_dist(p: Sequence[Num], what: str = "distribution", tol: float = FLOAT_SUM_TOL) -> Dist:
+    """Return `p` as a tuple after checking it is a probability vector; raise otherwise.
+
+    All-exact entries (int, Fraction) give Fractions summing to exactly 1; otherwise floats
+    summing to 1 within `tol`. Entries must be finite numbers >= 0.
+    """
+    d = _as_dist(p, tol)
+    if isinstance(d, str):
+        raise InvalidDistribution(what + d)
+    return d
+
+
+def check_model_output(
+    p: object, vocab: int, where: Callable[[], str], tol: float = MODEL_SUM_TOL
+) -> Dist:
+    """A model's next-token distribution, checked against its vocabulary size.
+
+    `where()` names the model and the prefix; it is only called to build a message.
+    """
+    d = _as_dist(p, tol)
+    if isinstance(d, str):
+        raise InvalidDistribution(f"{where()}: next_dist{d}")
+    if len(d) != vocab:
+        raise InvalidDistribution(
+            f"{where()}: next_dist has {len(d)} entries, but the model's vocab_size is {vocab}"
+        )
+    return d
 
 
 def is_exact(p: Sequence[Num]) -> bool:

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from dsi_ref.errors import InvalidConfig, show
-from dsi_ref.models import LanguageModel
-from dsi_ref.prob import Dist, Num, normalize
+from dsi_ref.models import LanguageModel, check_model, model_name, prefix_text
+from dsi_ref.prob import Dist, Num, check_model_output, normalize
+
+# Temperatures outside this range are refused: below it the warp is argmax to float
+# precision (say greedy), above it uniform over the support. Exact (Fraction) models take
+# T >= EXACT_MIN_TEMPERATURE: their warp x ** (1/T) has 1/T times the digits of x, so
+# T = 1/10**5 costs tens of seconds per token and 1/10**7 never finishes.
+MIN_TEMPERATURE = Fraction(1, 10**6)
+MAX_TEMPERATURE = Fraction(10**6)
+EXACT_MIN_TEMPERATURE = Fraction(1, 1000)
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,12 @@ class SamplingConfig:
             raise InvalidConfig(
                 f"temperature must be > 0 when sampling, got {show(t)} (use greedy=True for argmax)"
             )
+        exact_t = Fraction(repr(t)) if isinstance(t, float) else t  # 1e-6 means 10**-6
+        if not self.greedy and not (MIN_TEMPERATURE <= exact_t <= MAX_TEMPERATURE):
+            raise InvalidConfig(
+                f"temperature must lie in [{show(MIN_TEMPERATURE)}, {show(MAX_TEMPERATURE)}] "
+                f"when sampling, got {show(t)} (use greedy=True for argmax)"
+            )
         if self.top_k is not None and (
             isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
         ):
@@ -54,11 +68,11 @@ class SamplingConfig:
     def describe(self) -> str:
         if self.greedy:
             return "greedy"
-        parts = [f"T={self.temperature}"]
+        parts = [f"T={show(self.temperature)}"]
         if self.top_k is not None:
-            parts.append(f"top_k={self.top_k}")
+            parts.append(f"top_k={show(self.top_k)}")
         if self.top_p is not None:
-            parts.append(f"top_p={self.top_p}")
+            parts.append(f"top_p={show(self.top_p)}")
         return "sample(" + ", ".join(parts) + ")"
 
 
@@ -78,6 +92,13 @@ def warp(p: Sequence[Num], cfg: SamplingConfig) -> Dist:
         return tuple(p)
     out: list[Num] = list(p)
     if cfg.temperature != 1:
+        if cfg.temperature < EXACT_MIN_TEMPERATURE and isinstance(out[0], Fraction):
+            raise InvalidConfig(
+                f"temperature {show(cfg.temperature)} is below {EXACT_MIN_TEMPERATURE}, the "
+                "smallest that exact (Fraction) distributions support (x ** (1/T) has 1/T "
+                "times the digits of x); use a temperature >= 1/1000, greedy decoding, "
+                "or a float model"
+            )
         top = max(out)  # scale first so small temperatures do not underflow to all zeros
         out = [_power(x / top, cfg.temperature) if x > 0 else x for x in out]
     order = sorted(range(len(out)), key=lambda i: (-out[i], i))
@@ -100,20 +121,58 @@ def warp(p: Sequence[Num], cfg: SamplingConfig) -> Dist:
     return normalize([x if i in keep else zero for i, x in enumerate(out)], "warped weights")
 
 
+# Model outputs already checked, by identity: models hand out the same (cached) tuples to
+# every run, and exact_law builds a fresh WarpedModel per path. Each entry holds its tuple,
+# so an id cannot be reused while the entry lives.
+_CHECKED: dict[int, tuple[tuple[object, ...], int, Dist]] = {}
+_CHECKED_SIZE = 4096
+
+
 class WarpedModel:
-    """A model seen through sampling settings, with a cache keyed by the model's state."""
+    """A model seen through sampling settings, with a cache keyed by the model's state.
+
+    This is where a model's output enters the algorithms, so it is checked here, once per
+    distinct state (the cache makes that nearly free): `vocab_size` an int >= 1, `state`
+    hashable, `next_dist` a sequence of exactly vocab_size finite numbers >= 0 summing to 1
+    (exactly for Fractions, within MODEL_SUM_TOL for floats). Anything else raises
+    InvalidDistribution (InvalidConfig for vocab_size and state) naming the model and prefix.
+    """
 
     def __init__(self, model: LanguageModel, cfg: SamplingConfig) -> None:
+        self.vocab = check_model(model)
+        if not isinstance(cfg, SamplingConfig):
+            raise InvalidConfig(f"sampling must be a SamplingConfig, got {show(cfg)}")
         self.model = model
         self.cfg = cfg
         self._cache: dict[Hashable, Dist] = {}
         self.calls = 0
 
+    def _where(self, prefix: Sequence[int]) -> str:
+        return f"model {model_name(self.model)} {prefix_text(prefix)}"
+
     def dist(self, prefix: Sequence[int]) -> Dist:
         self.calls += 1
         s = self.model.state(prefix)
-        d = self._cache.get(s)
+        try:
+            d = self._cache.get(s)
+        except TypeError:  # unhashable: the cache (and the protocol) needs a hashable key
+            raise InvalidConfig(
+                f"{self._where(prefix)}: state() must return a hashable key, got {show(s)}"
+            ) from None
         if d is None:
-            d = warp(self.model.next_dist(prefix), self.cfg)
+            raw = self.model.next_dist(prefix)
+            hit = _CHECKED.get(id(raw)) if type(raw) is tuple else None
+            if hit is not None and hit[0] is raw and hit[1] == self.vocab:
+                p = hit[2]  # this very tuple passed the check before (exact_law reruns)
+            else:
+                p = check_model_output(raw, self.vocab, lambda: self._where(prefix))
+                if type(raw) is tuple:  # immutable (its entries are numbers): reusable
+                    if len(_CHECKED) >= _CHECKED_SIZE:
+                        _CHECKED.clear()
+                    _CHECKED[id(raw)] = (raw, self.vocab, p)
+            try:
+                d = warp(p, self.cfg)
+            except InvalidConfig as e:
+                raise InvalidConfig(f"{self._where(prefix)}: {e}") from None
             self._cache[s] = d
         return d

@@ -13,12 +13,15 @@ from dsi_ref.errors import InvalidConfig
 from dsi_ref.theory.commands import register
 from dsi_ref.theory.heatmap import (
     CSV_COLUMNS,
+    PANEL_TITLES,
     PANELS,
     Heatmap,
     compute,
+    forced_strips,
     grid_values,
     predicted_si_slower,
     si_slower_than_nonsi,
+    strip_note,
 )
 from dsi_ref.theory.offline import dsi_grid, required_servers, si_exact, si_grid
 
@@ -159,9 +162,50 @@ def test_cli_writes_png_and_csv(tmp_path: object, capsys: pytest.CaptureFixture[
     assert float(r["dsi_vs_min"]) == h.ratio("dsi_vs_min")[2, 3]
     captured = capsys.readouterr()
     assert "k 4/4" in captured.err  # the progress bar
-    assert "DSI / min(SI, non-SI)" in captured.out and "min" in captured.out
+    assert "speedup of DSI over the faster of SI and non-SI" in captured.out
 
 
 def test_cli_reports_bad_flags(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _cli(["heatmap", "--out", f"{tmp_path}/x", "--grid", "1"]) == 2
-    assert "got 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # a plain ArgumentParser: argparse exits with 2
+        _cli(["heatmap", "--out", f"{tmp_path}/x", "--grid", "1"])
+    assert info.value.code == 2
+    assert "must be an int in [2, 201], got 1" in capsys.readouterr().err
+    # within every flag's range, but too much work together: refused before any work
+    argv = ["heatmap", "--out", f"{tmp_path}/x", "--grid", "201", "--S", "300", "--kmax", "20"]
+    assert _cli(argv) == 2
+    assert "exceeds" in capsys.readouterr().err
+
+
+def test_panel_titles_say_speedup_of_what_over_what() -> None:
+    assert PANEL_TITLES == {
+        "si_vs_nonsi": "speedup of SI over non-SI",
+        "dsi_vs_si": "speedup of DSI over SI",
+        "dsi_vs_nonsi": "speedup of DSI over non-SI",
+        "dsi_vs_min": "speedup of DSI over the faster of SI and non-SI",
+    }
+
+
+def test_the_forced_strip_is_found_and_explained(full: Heatmap, full_authors: Heatmap) -> None:
+    """c = 0.01: 7 servers (with the chain) admit only k >= 17, SI's best k there is 2..8."""
+    (strip,) = forced_strips(full)
+    assert strip.c == 0.01 and strip.k_forced == 17 and strip.k_si == (2, 8)
+    assert strip.a == (pytest.approx(0.15), pytest.approx(0.65))
+    assert min(k for k in range(1, 21) if required_servers(k, 0.01) <= 7) == 17
+    assert strip_note(full).startswith("pink strip at c = 0.01: P <= 7 forces DSI to k >= 17")
+    assert forced_strips(full_authors) == [] and strip_note(full_authors) == ""
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"grid": 100_000}, "grid must be an int in [2, 201], got 100000"),
+        ({"grid": 201, "S": 1000}, "grid^2 * S = 201^2 * 1000"),
+        ({"grid": 101, "S": 900, "kmax": 20}, "grid^2 * S * kmax = 101^2 * 900 * 20"),
+        ({"kmax": 0}, "kmax must be an int >= 1, got 0"),
+        ({"S": True}, "S must be an int >= 1, got True"),
+    ],
+)
+def test_compute_refuses_runaway_sizes(kwargs: dict[str, int], needle: str) -> None:
+    with pytest.raises(InvalidConfig) as info:
+        compute(**kwargs)  # type: ignore[arg-type]
+    assert needle in str(info.value)

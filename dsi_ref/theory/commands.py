@@ -3,13 +3,70 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dsi_ref.errors import DSIError
+
+# The ranges of the integer flags (checked again, with the work they imply, by the library).
+GRID_MAX = 201
+KMAX_MAX = 200
+S_MAX = 100_000
+EVENT_TOKENS_MAX = 200
+
+
+def install_line() -> str:
+    """The command that installs the plotting extra into this very interpreter."""
+    return f"{shlex.quote(sys.executable)} -m pip install -e '.[plot]'"
+
+
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    """Those of `names` that cannot be imported."""
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    return missing
+
+
+def require(command: str, names: tuple[str, ...]) -> bool:
+    """True if `names` import; else print how to install them (one line) and return False."""
+    missing = missing_modules(names)
+    if not missing:
+        return True
+    print(
+        f"error: `python -m dsi_ref {command}` needs {' and '.join(names)} "
+        f"({', '.join(missing)} not installed); from the repository root run: {install_line()}",
+        file=sys.stderr,
+    )
+    return False
+
+
+def _int_flag(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an int in [lo, hi]; argparse prints the message and the flag."""
+
+    def parse(text: str) -> int:
+        t = text.strip()
+        try:
+            n = int(t) if len(t) <= 100 else None
+        except ValueError:
+            n = None
+        if n is None or n < lo or (hi is not None and n > hi):
+            span = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            # an int out of range is shown as a number, anything else as the text typed
+            shown = str(n) if n is not None else repr(t if len(t) <= 40 else t[:40] + "...")
+            raise argparse.ArgumentTypeError(f"must be an int {span}, got {shown}")
+        return n
+
+    return parse
 
 
 def register(sub: Any) -> None:
@@ -28,10 +85,22 @@ def register(sub: Any) -> None:
         help="output prefix (default out/figure2); a directory (or a name ending in /) "
         "gets DIR/figure2.png and DIR/figure2.csv",
     )
-    hm.add_argument("--grid", type=int, default=21, help="grid points per axis (default 21)")
-    hm.add_argument("--kmax", type=int, default=20, help="largest lookahead tried (default 20)")
-    hm.add_argument("--pmax", type=int, default=7, help="target servers available to DSI")
-    hm.add_argument("--S", type=int, default=1000, help="tokens generated (default 1000)")
+    hm.add_argument(
+        "--grid",
+        type=_int_flag(2, GRID_MAX),
+        default=21,
+        help=f"grid points per axis, 2..{GRID_MAX} (default 21)",
+    )
+    hm.add_argument(
+        "--kmax",
+        type=_int_flag(1, KMAX_MAX),
+        default=20,
+        help=f"largest lookahead tried, 1..{KMAX_MAX} (default 20)",
+    )
+    hm.add_argument("--pmax", type=_int_flag(1), default=7, help="target servers available to DSI")
+    hm.add_argument(
+        "--S", type=_int_flag(1, S_MAX), default=1000, help=f"tokens, 1..{S_MAX} (default 1000)"
+    )
     hm.add_argument(
         "--paper-servers",
         action="store_true",
@@ -50,14 +119,24 @@ def register(sub: Any) -> None:
         description="Reads a pairs file (default: the shipped dsi_ref/data/pairs.json).",
     )
     tb.add_argument("--file", type=Path, default=None, help="pairs JSON file")
-    tb.add_argument("--kmax", type=int, default=20, help="largest lookahead tried (default 20)")
-    tb.add_argument("--pmax", type=int, default=7, help="target servers available to DSI")
-    tb.add_argument("--S", type=int, default=1000, help="tokens generated (default 1000)")
+    tb.add_argument(
+        "--kmax",
+        type=_int_flag(1, KMAX_MAX),
+        default=20,
+        help=f"largest lookahead tried, 1..{KMAX_MAX} (default 20)",
+    )
+    tb.add_argument("--pmax", type=_int_flag(1), default=7, help="target servers available to DSI")
+    tb.add_argument(
+        "--S", type=_int_flag(1, S_MAX), default=1000, help=f"tokens, 1..{S_MAX} (default 1000)"
+    )
     tb.add_argument(
         "--event-tokens",
-        type=int,
+        type=_int_flag(0, EVENT_TOKENS_MAX),
         default=0,
-        help="also print the event-level exact expectation on this many tokens (slow; 0: off)",
+        help=(
+            "also print the event-level exact expectation on this many tokens, "
+            f"0..{EVENT_TOKENS_MAX} (slow; 0: off)"
+        ),
     )
     tb.set_defaults(func=run_table)
 
@@ -78,7 +157,16 @@ def output_prefix(out: str) -> Path:
 
 
 def run_heatmap(ns: argparse.Namespace) -> int:
-    from dsi_ref.theory.heatmap import PANEL_TITLES, compute, plot, progress_bar, write_csv
+    if not require("heatmap", ("numpy", "matplotlib")):
+        return 2
+    from dsi_ref.theory.heatmap import (
+        PANEL_TITLES,
+        compute,
+        plot,
+        progress_bar,
+        strip_note,
+        write_csv,
+    )
 
     prefix = output_prefix(ns.out)
     csv_path = prefix.with_name(prefix.name + ".csv")
@@ -113,12 +201,17 @@ def run_heatmap(ns: argparse.Namespace) -> int:
             print(f"error: cannot write {str(path)!r}: {e.strerror or e}", file=sys.stderr)
             return 2
     for panel, (lo, hi) in h.ranges().items():
-        print(f"{PANEL_TITLES[panel]:<24} min {lo:.4f}  max {hi:.4f}")
+        print(f"{PANEL_TITLES[panel]:<48} min {lo:.4f}  max {hi:.4f}")
+    note = strip_note(h)
+    if note:
+        print(note)
     print(f"wrote {png_path} and {csv_path} (grid {computed:.1f} s)")
     return 0
 
 
 def run_table(ns: argparse.Namespace) -> int:
+    if not require("table", ("numpy",)):
+        return 2
     from dsi_ref.theory.pairs_table import evaluate, format_table, load_pairs
 
     try:
@@ -126,5 +219,5 @@ def run_table(ns: argparse.Namespace) -> int:
     except DSIError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_table(rows, ns.S))
+    print(format_table(rows, ns.S, kmax=ns.kmax, pmax=ns.pmax))
     return 0

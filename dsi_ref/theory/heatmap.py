@@ -13,9 +13,11 @@ before taking the per-cell minimum), and it is what makes their panel DSI/min(SI
 everywhere: with SI free to use any k, a tiny c forces DSI to a large k (k c >= 1/(P - 1))
 while SI's best k is small, and DSI/min(SI, non-SI) dips below 1 there (docs/figure2.md).
 
-The four panels are ratios of expected latencies, > 1 meaning the first algorithm is faster:
-SI/non-SI = T_nonSI / T_SI, DSI/SI = T_SI / T_DSI, DSI/non-SI = T_nonSI / T_DSI and
-DSI/min(SI, non-SI) = min(T_SI, T_nonSI) / T_DSI.
+The four panels are speedups (ratios of expected latencies, > 1 meaning the algorithm is
+faster than the baseline): of SI over non-SI = T_nonSI / T_SI, of DSI over SI = T_SI / T_DSI,
+of DSI over non-SI = T_nonSI / T_DSI, and of DSI over the faster of SI and non-SI =
+min(T_SI, T_nonSI) / T_DSI. The pink strip at c = 0.01 in the DSI-over-SI panels is the server
+budget (`forced_strips`): P <= 7 admits only k >= 17 there, while SI's best k is 2..8.
 """
 
 from __future__ import annotations
@@ -37,12 +39,19 @@ from dsi_ref.theory.offline import FloatArray, dsi_grid, required_servers, si_gr
 
 GRID_MIN, GRID_MAX = 0.01, 0.99
 PANELS = ("si_vs_nonsi", "dsi_vs_si", "dsi_vs_nonsi", "dsi_vs_min")
+# Each panel shows a speedup (latency of the baseline / latency of the algorithm).
 PANEL_TITLES = {
-    "si_vs_nonsi": "SI / non-SI",
-    "dsi_vs_si": "DSI / SI",
-    "dsi_vs_nonsi": "DSI / non-SI",
-    "dsi_vs_min": "DSI / min(SI, non-SI)",
+    "si_vs_nonsi": "speedup of SI over non-SI",
+    "dsi_vs_si": "speedup of DSI over SI",
+    "dsi_vs_nonsi": "speedup of DSI over non-SI",
+    "dsi_vs_min": "speedup of DSI over the faster of SI and non-SI",
 }
+# Bounds of one heatmap: grid points per axis, and the work grid^2 * S * kmax (the default
+# 21^2 * 1000 * 20 = 8.8e6 takes 2-3 s; the bound is ~10x that) and memory grid^2 * S
+# (float64 arrays of that many entries; the bound keeps each under 80 MB).
+GRID_POINTS_MAX = 201
+WORK_MAX = 10**8
+MEMORY_MAX = 10**7
 Progress = Callable[[int, int], None]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -50,8 +59,12 @@ BoolArray = npt.NDArray[np.bool_]
 
 def grid_values(points: int) -> FloatArray:
     """`points` evenly spaced values of [0, 1], clipped to [0.01, 0.99] (the paper's grid)."""
-    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
-        raise InvalidConfig(f"grid must be an int >= 2, got {show(points)}")
+    if (
+        isinstance(points, bool)
+        or not isinstance(points, int)
+        or not 2 <= points <= GRID_POINTS_MAX
+    ):
+        raise InvalidConfig(f"grid must be an int in [2, {GRID_POINTS_MAX}], got {show(points)}")
     return np.asarray(np.clip(np.linspace(0.0, 1.0, points), GRID_MIN, GRID_MAX), np.float64)
 
 
@@ -111,6 +124,17 @@ def compute(
             raise InvalidConfig(f"{name} must be an int >= {lo}, got {show(v)}")
     c = grid_values(grid)
     a = grid_values(grid)
+    cells = grid * grid
+    if cells * S > MEMORY_MAX:
+        raise InvalidConfig(
+            f"grid^2 * S = {grid}^2 * {S} = {show(cells * S)} exceeds {show(MEMORY_MAX)} "
+            "(memory of the DP arrays); lower grid or S"
+        )
+    if cells * S * kmax > WORK_MAX:
+        raise InvalidConfig(
+            f"grid^2 * S * kmax = {grid}^2 * {S} * {kmax} = {show(cells * S * kmax)} exceeds "
+            f"{show(WORK_MAX)} (about 10x the default, half a minute); lower grid, S or kmax"
+        )
     cc, aa = np.meshgrid(c, a, indexing="ij")
     shape = cc.shape
     best_si = np.full(shape, np.inf)
@@ -223,6 +247,53 @@ def _edges(v: FloatArray) -> FloatArray:
     return np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])
 
 
+@dataclass(frozen=True)
+class ForcedStrip:
+    """A column c where DSI is slower than SI because P servers force a large lookahead."""
+
+    c: float
+    k_forced: int  # the smallest k whose server count fits P at this c
+    k_si: tuple[int, int]  # SI's best k over the cells of the strip (min, max)
+    a: tuple[float, float]  # the acceptance rates of those cells (min, max)
+
+
+def forced_strips(h: Heatmap) -> list[ForcedStrip]:
+    """Columns with cells where DSI/SI < 1: there DSI must use a k that SI does not need.
+
+    With the defaults that is c = 0.01: 7 servers admit only k >= 17 (ceil(1/(k c)) + 1 <= 7),
+    while SI's best k there is 2..8 (docs/figure2.md).
+    """
+    r = h.ratio("dsi_vs_si")
+    strips = []
+    for i, ci in enumerate(h.c):
+        below = np.flatnonzero(np.nan_to_num(r[i], nan=np.inf) < 1)
+        if below.size == 0:
+            continue
+        forced = next(
+            k for k in range(1, h.kmax + 1) if required_servers(k, float(ci), h.chain) <= h.pmax
+        )
+        ks = h.k_si[i, below]
+        strips.append(
+            ForcedStrip(
+                float(ci),
+                forced,
+                (int(ks.min()), int(ks.max())),
+                (float(h.a[below].min()), float(h.a[below].max())),
+            )
+        )
+    return strips
+
+
+def strip_note(h: Heatmap) -> str:
+    """One line explaining the pink strips of the DSI panels ('' if there are none)."""
+    parts = [
+        f"c = {st.c:g}: P <= {h.pmax} forces DSI to k >= {st.k_forced} while SI's best k is "
+        f"{st.k_si[0]}..{st.k_si[1]} (a = {st.a[0]:g}..{st.a[1]:g})"
+        for st in forced_strips(h)
+    ]
+    return ("pink strip at " + "; ".join(parts)) if parts else ""
+
+
 def plot(h: Heatmap, path: Path) -> None:
     """The four panels in one PNG; cells below 1 (the first algorithm is slower) are pink."""
     import matplotlib
@@ -245,13 +316,27 @@ def plot(h: Heatmap, path: Path) -> None:
         ticks = [t for t in steps if t <= hi]
         bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
         bar.ax.minorticks_off()
-        ax.set_title(f"{PANEL_TITLES[panel]}  [{lo:.3f}, {hi:.3f}]")
+        ax.set_title(f"{PANEL_TITLES[panel]}\nrange [{lo:.3f}, {hi:.3f}]", fontsize=10)
         ax.set_xlabel("drafter latency c (fraction of target)")
         ax.set_ylabel("acceptance rate a")
+        if panel in ("dsi_vs_si", "dsi_vs_min"):
+            for st in forced_strips(h):
+                ax.annotate(
+                    f"c = {st.c:g}: P <= {h.pmax}\nforces k >= {st.k_forced}\n"
+                    f"(SI: k = {st.k_si[0]}..{st.k_si[1]})",
+                    xy=(st.c, (st.a[0] + st.a[1]) / 2),
+                    xytext=(st.c + 0.25, (st.a[0] + st.a[1]) / 2),
+                    fontsize=8,
+                    arrowprops={"arrowstyle": "->", "color": "black"},
+                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85},
+                )
     servers = f"P <= {h.pmax}" + (" incl. target-only chain" if h.chain else "")
     si_k = "same k as DSI" if h.si_admissible_only else f"any k <= {h.kmax}"
+    note = strip_note(h)
     fig.suptitle(
-        f"Offline model, S = {h.S}, best k per cell; DSI: k <= {h.kmax}, {servers}; SI: {si_k}"
+        f"Offline model, S = {h.S}, best k per cell; DSI: k <= {h.kmax}, {servers}; SI: {si_k}\n"
+        "each panel: latency of the baseline / latency of the algorithm (> 1: faster); "
+        "pink: below 1, grey: no k fits the servers" + (f"\n{note}" if note else "")
     )
     try:
         write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))

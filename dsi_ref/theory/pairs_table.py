@@ -39,7 +39,18 @@ NUMBER_FIELDS = (
     "acceptance_rate",
 )
 NAME_FIELDS = ("target", "drafter", "dataset")
-PROVENANCE_KINDS = ("entered by hand from ", "measured here")
+# A number's provenance starts with one of these: typed in from a named source, or measured
+# (`python -m gpu_runner profile` writes "measured by gpu_runner profile on <device> ...").
+PROVENANCE_KINDS = ("entered by hand from ", "measured here", "measured by ")
+FIELD_LABELS = {
+    "target_ttft_ms": "target TTFT",
+    "target_tpot_ms": "target TPOT",
+    "drafter_ttft_ms": "drafter TTFT",
+    "drafter_tpot_ms": "drafter TPOT",
+    "acceptance_rate": "acceptance rate",
+}
+MAX_MS = 1e9  # a forward pass of 11 days: beyond it a number is a typo (or not in ms)
+PAPER = "Timor et al., Distributed Speculative Inference, arXiv 2405.14105"
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,9 @@ def _measured(raw: Any, where: str) -> Measured:
         raise InvalidConfig(
             f"{where}.provenance must start with one of {PROVENANCE_KINDS}, got {show(prov)}"
         )
-    if value < 0 or (where.endswith("acceptance_rate") and value > 1):
-        raise InvalidConfig(f"{where}.value out of range, got {show(value)}")
+    top = 1 if where.endswith("acceptance_rate") else MAX_MS
+    if not 0 <= value <= top:
+        raise InvalidConfig(f"{where}.value out of range [0, {top:g}], got {show(value)}")
     return Measured(float(value), prov)
 
 
@@ -146,9 +158,36 @@ class Prediction:
         return self.t_nonsi / self.t_dsi
 
 
+KMAX_MAX = 200
+S_MAX = 100_000
+EVENT_TOKENS_MAX = 200
+
+
+def _bounded(value: object, name: str, lo: int, hi: int | None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < lo
+        or (hi is not None and value > hi)
+    ):
+        span = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise InvalidConfig(f"{name} must be an int {span}, got {show(value)}")
+
+
+def check_sizes(S: object, kmax: object, pmax: object, event_tokens: object = 0) -> None:
+    """The table's sizes: S tokens, lookaheads 1..kmax, P servers, event-level tokens."""
+    _bounded(S, "S", 1, S_MAX)
+    _bounded(kmax, "kmax", 1, KMAX_MAX)
+    _bounded(pmax, "pmax", 1, None)
+    _bounded(event_tokens, "event_tokens", 0, EVENT_TOKENS_MAX)
+
+
 def predict(a: float, c: float, S: int = 1000, kmax: int = 20, pmax: int = 7) -> Prediction:
     """Best k of SI (any k <= kmax) and of DSI (k <= kmax with required_servers <= pmax)."""
-    if not 0 < c <= 1:
+    check_sizes(S, kmax, pmax)
+    if isinstance(a, bool) or not isinstance(a, (int, float, Fraction)) or not 0 <= a <= 1:
+        raise InvalidConfig(f"acceptance rate a must lie in [0, 1], got {show(a)}")
+    if isinstance(c, bool) or not isinstance(c, (int, float, Fraction)) or not 0 < c <= 1:
         raise InvalidConfig(f"drafter/target TPOT ratio c must lie in (0, 1], got {show(c)}")
     best_si, k_si = float("inf"), 0
     best_dsi, k_dsi, servers = float("nan"), 0, 0
@@ -214,11 +253,12 @@ def evaluate(
     pairs: list[Pair], S: int = 1000, kmax: int = 20, pmax: int = 7, event_tokens: int = 0
 ) -> list[Row]:
     """A prediction per complete pair; incomplete pairs get the reason instead."""
+    check_sizes(S, kmax, pmax, event_tokens)
     rows = []
     for pair in pairs:
         missing = pair.missing()
         if missing:
-            rows.append(Row(pair, None, "incomplete: missing " + ", ".join(missing)))
+            rows.append(Row(pair, None, "missing " + ", ".join(missing)))  # the file's fields
             continue
         a = pair.numbers["acceptance_rate"].value
         tt = pair.numbers["target_tpot_ms"].value
@@ -237,46 +277,111 @@ def evaluate(
     return rows
 
 
-def format_table(rows: list[Row], S: int) -> str:
-    """Plain-text table: one line per pair, then where every number came from."""
-    w = max([len(r.pair.name) for r in rows] + [4])
-    head = (
+# A complete row for illustration: NOT a measurement of any real pair. It shows what the
+# table prints once a pair's numbers are known (a 10x faster drafter, acceptance 0.8).
+EXAMPLE_PROVENANCE = "entered by hand from dsi_ref/theory/pairs_table.py (illustrative example)"
+EXAMPLE_VALUES = {
+    "target_ttft_ms": 40.0,
+    "target_tpot_ms": 30.0,
+    "drafter_ttft_ms": 6.0,
+    "drafter_tpot_ms": 3.0,
+    "acceptance_rate": 0.8,
+}
+
+
+def example_pair() -> Pair:
+    """The illustrative pair of `format_table`'s example row (made-up, labelled numbers)."""
+    numbers = {f: Measured(v, EXAMPLE_PROVENANCE) for f, v in EXAMPLE_VALUES.items()}
+    return Pair("example-target", "example-drafter", "illustrative numbers", numbers)
+
+
+def _head(w: int) -> str:
+    return (
         f"{'pair':<{w}} {'a':>5} {'c':>6} {'kSI':>3} {'kDSI':>4} {'P':>2} "
         f"{'DSI/SI':>7} {'DSI/nonSI':>9} {'T_nonSI ms':>11} {'T_SI ms':>10} {'T_DSI ms':>10}"
     )
-    lines = [f"offline model, S = {S} tokens (latencies: expectation x target TPOT)", head]
-    for row in rows:
-        p = row.prediction
-        if p is None:
-            lines.append(f"{row.pair.name:<{w}} {row.problem}")
-            continue
-        tpot = row.pair.numbers["target_tpot_ms"].value
-        assert tpot is not None
-        if p.k_dsi == 0:
-            lines.append(f"{row.pair.name:<{w}} no lookahead k fits the server budget")
-            continue
+
+
+def _row_lines(row: Row, w: int) -> list[str]:
+    p = row.prediction
+    if p is None:
+        return [f"{row.pair.name:<{w}} {row.problem}"]
+    tpot = row.pair.numbers["target_tpot_ms"].value
+    assert tpot is not None
+    if p.k_dsi == 0:
+        return [f"{row.pair.name:<{w}} no lookahead k fits the server budget"]
+    lines = [
+        f"{row.pair.name:<{w}} {p.a:>5.3f} {p.c:>6.4f} {p.k_si:>3} {p.k_dsi:>4} "
+        f"{p.servers:>2} {p.dsi_vs_si:>7.3f} {p.dsi_vs_nonsi:>9.3f} "
+        f"{p.t_nonsi * tpot:>11.1f} {p.t_si * tpot:>10.1f} {p.t_dsi * tpot:>10.1f}"
+    ]
+    if p.event is not None:
+        e = p.event
         lines.append(
-            f"{row.pair.name:<{w}} {p.a:>5.3f} {p.c:>6.4f} {p.k_si:>3} {p.k_dsi:>4} "
-            f"{p.servers:>2} {p.dsi_vs_si:>7.3f} {p.dsi_vs_nonsi:>9.3f} "
-            f"{p.t_nonsi * tpot:>11.1f} {p.t_si * tpot:>10.1f} {p.t_dsi * tpot:>10.1f}"
+            f"{'':<{w}} event-level exact, {p.event_tokens} tokens: "
+            f"DSI/SI {float(e['si'] / e['dsi']):.3f}, "
+            f"DSI/nonSI {float(e['nonsi'] / e['dsi']):.3f}"
         )
-        if p.event is not None:
-            e = p.event
-            lines.append(
-                f"{'':<{w}} event-level exact, {p.event_tokens} tokens: "
-                f"DSI/SI {float(e['si'] / e['dsi']):.3f}, "
-                f"DSI/nonSI {float(e['nonsi'] / e['dsi']):.3f}"
-            )
-    lines += ["", "provenance of the numbers:"]
-    uses: dict[str, list[str]] = {}
+    return lines
+
+
+def how_to_complete(incomplete: list[Row]) -> list[str]:
+    """What an incomplete table lacks, where the numbers are, and how to supply them."""
+    fields = sorted({f for r in incomplete for f in r.pair.missing()}, key=NUMBER_FIELDS.index)
+    return [
+        f"{len(incomplete)} pair(s) lack numbers the prediction needs: "
+        + ", ".join(f"{FIELD_LABELS[f]} ({f})" for f in fields)
+        + ".",
+        f"  Where they are: the paper ({PAPER})",
+        "  reports them per model pair in its table of pairs: TTFT and TPOT (ms) of the target",
+        "  and of the drafter, and the acceptance rate.",
+        "  How to supply them (both give a file in the format of dsi_ref/data/pairs.json):",
+        '  - copy that file, set each number to {"value": 31.5, "provenance": "entered by hand',
+        "    from <source, e.g. the paper's table>\"} and run: python -m dsi_ref table --file FILE",
+        "  - or measure a pair on your GPU with `python -m gpu_runner profile`, which writes such",
+        "    a file, then run: python -m dsi_ref table --file FILE",
+    ]
+
+
+def format_table(
+    rows: list[Row], S: int, example: bool = True, kmax: int = 20, pmax: int = 7
+) -> str:
+    """Plain-text table: one line per pair, what is missing, and where each number came from.
+
+    If no row could be predicted and `example` is set, one complete row computed from
+    illustrative numbers (`example_pair`, labelled as such; same S, kmax and P) shows what a
+    filled table gives.
+    """
+    names = [r.pair.name for r in rows]
+    ex_rows: list[Row] = []
+    if example and rows and all(r.prediction is None for r in rows):
+        ex_rows = evaluate([example_pair()], S, kmax, pmax)
+        names.append(ex_rows[0].pair.name)
+    w = max([len(n) for n in names] + [4])
+    lines = [f"offline model, S = {S} tokens (latencies: expectation x target TPOT)", _head(w)]
     for row in rows:
-        for f, m in row.pair.numbers.items():
-            uses.setdefault(m.provenance, []).append(f"{row.pair.name}: {f}")
-    total = sum(len(u) for u in uses.values())
-    for prov, where in uses.items():
-        lines.append(f"  {prov}")
-        if len(where) == total:
-            lines.append(f"    (all {total} numbers)")
-        else:
-            lines += [f"    {x}" for x in where]
+        lines += _row_lines(row, w)
+    incomplete = [r for r in rows if r.prediction is None and r.pair.missing()]
+    if incomplete:
+        lines += ["", *how_to_complete(incomplete)]
+    if ex_rows:
+        lines += [
+            "",
+            "Example of a complete row (illustrative numbers, not a measurement of any model:",
+            "target TTFT 40 ms, TPOT 30 ms; drafter TTFT 6 ms, TPOT 3 ms; acceptance rate 0.8):",
+            _head(w),
+            *_row_lines(ex_rows[0], w),
+        ]
+    known = [(r, f, m) for r in rows for f, m in r.pair.numbers.items() if m.value is not None]
+    if known:
+        lines += ["", "where the numbers come from:"]
+        uses: dict[str, list[str]] = {}
+        for row, f, m in known:
+            uses.setdefault(m.provenance, []).append(f"{row.pair.name}: {FIELD_LABELS[f]}")
+        for prov, where in uses.items():
+            lines.append(f"  {prov}")
+            if len(where) == len(known):
+                lines.append(f"    (all {len(known)} numbers)")
+            else:
+                lines += [f"    {x}" for x in where]
     return "\n".join(lines)
