@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from typing import NamedTuple, Protocol, TypeVar
 
 from dsi_ref.chain import with_prompt
-from dsi_ref.config import RunConfig
-from dsi_ref.errors import InvalidConfig
+from dsi_ref.config import RunConfig, check_run_config
+from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.models import LanguageModel, check_pair
 from dsi_ref.prob import Dist, is_exact
 from dsi_ref.randomness import Chooser, SeededChooser
@@ -97,7 +97,9 @@ class TargetScorer:
 def check_prompt(prompt: Sequence[int], vocab_size: int) -> None:
     for t in prompt:
         if isinstance(t, bool) or not isinstance(t, int) or not (0 <= t < vocab_size):
-            raise InvalidConfig(f"prompt token {t!r} is outside the vocabulary 0..{vocab_size - 1}")
+            raise InvalidConfig(
+                f"prompt token {show(t)} is outside the vocabulary 0..{vocab_size - 1}"
+            )
 
 
 class RunParts:
@@ -160,6 +162,7 @@ def workers_for(
     parts: RunParts = REFERENCE_PARTS,
 ) -> Workers:
     """The rule and workers of one run: keyed by cfg.seed unless a chooser is given."""
+    check_run_config(cfg)
     check_pair(target, drafter)
     check_prompt(cfg.prompt, target.vocab_size)
     rule = parts.rule(cfg, chooser)
