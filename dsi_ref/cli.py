@@ -337,6 +337,11 @@ def _check_sampling(args: argparse.Namespace, trace: dict[str, Any]) -> Sampling
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 0 (ok), 1 (violations) or 2 (not a trace, or a bad flag): never a traceback."""
+    if args.pair is None:
+        given = [f for f in ("noise", "temperature", "top_k", "top_p") if getattr(args, f, None)]
+        if given:  # these describe the models rule 8 compares with: alone they would be ignored
+            flags = ", ".join("--" + f.replace("_", "-") for f in given)
+            raise InvalidConfig(f"{flags} only apply with --pair NAME (rule 8); got no --pair")
     trace = load_trace(args.file, args.max_bytes)
     try:
         # Imported here so that the rest of the CLI works without the checker module.

@@ -220,6 +220,8 @@ BAD: list[tuple[list[str], str]] = [
     (["check", "x.json", "--tol", "nan"], "'nan'"),
     (["check", "x.json", "--tol", "-1"], "'-1'"),
     (["check", "x.json", "--show", "-2"], "'-2'"),
+    (["check", "x.json", "--temperature", "2"], "--temperature only apply with --pair"),
+    (["check", "x.json", "--top-k", "3", "--top-p", "0.5"], "--top-k, --top-p"),
     (["run", "--show-tokens", "-1"], "'-1'"),
     (["run", "--trace", "/nonexistent/dir/t.json"], "/nonexistent/dir/t.nonsi.json"),
 ]
