@@ -144,25 +144,11 @@ def _run(
     if passes is None:
         passes = PassMaker(cfg.sampling, make_rule(cfg, vocab), cfg.waits)
     d_worker = ModelWorker(drafter, prompt, "drafter", vocab)
-    if cfg.algorithm == "nonsi":
-        return run_nonsi_real(
-            ModelWorker(target, prompt, "target0", vocab),
-            passes,
-            rc,
-            vocab,
-            record=record,
-            progress=progress,
-        )
-    if cfg.algorithm == "si":
-        return run_si_real(
-            d_worker,
-            ModelWorker(target, prompt, "target0", vocab),
-            passes,
-            rc,
-            vocab,
-            record=record,
-            progress=progress,
-        )
+    if cfg.algorithm != "dsi":
+        t_worker = ModelWorker(target, prompt, "target0", vocab)
+        if cfg.algorithm == "nonsi":
+            return run_nonsi_real(t_worker, passes, rc, vocab, record=record, progress=progress)
+        return run_si_real(d_worker, t_worker, passes, rc, vocab, record=record, progress=progress)
     home = next(target.parameters()).device
     devices = list(server_devices) if server_devices else [home] * cfg.servers
     models = place_servers(target, devices)

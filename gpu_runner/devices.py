@@ -6,16 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
-from dsi_ref.errors import show
 from gpu_runner.errors import DeviceError
 from gpu_runner.loading import resolve_device
-
-
-def parse_device(spec: object) -> torch.device:
-    """A torch.device that exists on this machine, or DeviceError naming `spec`."""
-    if not isinstance(spec, (str, torch.device)):
-        raise DeviceError(f"a device must be a string like 'cuda:0', got {show(spec)}")
-    return resolve_device(spec)
 
 
 def server_devices(
@@ -26,7 +18,7 @@ def server_devices(
         devices = ["cuda:0" if torch.cuda.is_available() else "cpu"]
     if isinstance(devices, (str, torch.device)):
         devices = [devices]
-    parsed = [parse_device(d) for d in devices]
+    parsed = [resolve_device(d) for d in devices]
     if not parsed:
         raise DeviceError("devices is empty: name at least one device")
     if exclusive and servers > len(set(parsed)):

@@ -102,7 +102,7 @@ def run_dsi_real(
                     last=cmd.last,
                 )
             elif isinstance(cmd, Commit):
-                times.append(clock.seconds(t))
+                times.append(float(t))
                 accepted.append(cmd.accepted)
                 if rec.enabled:
                     p, q = commit_dists(cmd.p, cmd.q, cmd.draft, passes.acceptance, vocab_size)
@@ -169,15 +169,8 @@ def run_dsi_real(
         for th in [d_thread, *s_threads]:
             th.stop()
     # Late reports of passes still running at the end are discarded with the queue.
-    costs = Costs(
-        target_forwards=sum(w.forwards for w in servers),
-        drafter_forwards=drafter.forwards,
-        target_tokens_fed=sum(w.tokens_fed for w in servers),
-        peak_cache_bytes=[w.peak_cache_bytes for w in servers],
-        drafter_peak_cache_bytes=drafter.peak_cache_bytes,
-        device_seconds=sum(th.busy_ns for th in [d_thread, *s_threads]) / 1e9,
-        overruns=overruns,
-    )
+    busy = sum(th.busy_ns for th in [d_thread, *s_threads])
+    costs = Costs.of(servers, drafter, busy, overruns)
     wall = times[-1] if times else 0.0
     tokens = sched.committed
     trace = rec.finish(tokens, end_t)

@@ -14,9 +14,9 @@ from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
 from gpu_runner.api import RunnerConfig, run
-from gpu_runner.devices import parse_device, server_devices
+from gpu_runner.devices import server_devices
 from gpu_runner.errors import IncompatiblePair
-from gpu_runner.loading import check_pair, context_window, load_model, vocab_size
+from gpu_runner.loading import check_pair, context_window, load_model, resolve_device, vocab_size
 from gpu_runner.passes import Waits
 from gpu_runner.result import RealRun
 
@@ -132,15 +132,11 @@ def generate(
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)
     devs = server_devices(devices, cfg.servers if algorithm == "dsi" else 1, exclusive)
-    d_dev = parse_device(drafter_device) if drafter_device is not None else devs[0]
+    d_dev = resolve_device(drafter_device) if drafter_device is not None else devs[0]
     t_model = load_model(target, dtype=torch_dtype, device=devs[0])
     d_model = load_model(drafter, dtype=torch_dtype, device=d_dev)
-    check_pair(t_model, d_model)
+    check_pair(t_model, d_model)  # vocabularies (config and output rows) and dtypes
     vocab = vocab_size(t_model)
-    if vocab_size(d_model) != vocab:
-        raise IncompatiblePair(
-            f"target scores {vocab} tokens, drafter {vocab_size(d_model)}: they cannot verify"
-        )
     bad = [t for t in prompt if t >= vocab]
     if bad:
         raise InvalidConfig(f"input_ids holds {bad[0]}, outside the vocabulary 0..{vocab - 1}")

@@ -51,7 +51,6 @@ class ModelWorker:
         self.held: list[int] = []  # the ids whose K/V the cache holds, in order
         self.forwards = 0
         self.tokens_fed = 0  # ids run through the model (prefill and recomputation included)
-        self.recomputed = 0  # ids fed again after a crop (the price of a mismatch)
         self.peak_cache_bytes = 0
 
     def reset(self) -> None:
@@ -72,7 +71,6 @@ class ModelWorker:
         keep = min(_common_prefix(self.held, seq), need)
         if keep < len(self.held):
             crop(self.cache, len(self.held) - keep)
-            self.recomputed += max(0, min(len(self.held), len(seq)) - keep)
             del self.held[keep:]
         new = seq[keep:]
         m = last - first + 1

@@ -29,7 +29,7 @@ def placed(model: M, *, dtype: torch.dtype, device: torch.device | str = "cpu") 
     return model
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: object) -> torch.device:
     """The torch.device for `device`, checked to exist here ("cuda:3" with one GPU is refused)."""
     if isinstance(device, torch.device):
         dev = device

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dsi_ref.result import Counters
+
+if TYPE_CHECKING:
+    from gpu_runner.kv_worker import ModelWorker
 
 
 @dataclass
@@ -19,6 +23,25 @@ class Costs:
     drafter_peak_cache_bytes: int = 0
     device_seconds: float = 0.0  # wall time inside passes, summed over workers
     overruns: int = 0  # passes that took longer than their injected wait
+
+    @classmethod
+    def of(
+        cls,
+        servers: Sequence[ModelWorker],
+        drafter: ModelWorker | None,
+        busy_ns: int,
+        overruns: int,
+    ) -> Costs:
+        """The costs a run's workers counted, with the time its passes took."""
+        return cls(
+            target_forwards=sum(w.forwards for w in servers),
+            drafter_forwards=0 if drafter is None else drafter.forwards,
+            target_tokens_fed=sum(w.tokens_fed for w in servers),
+            peak_cache_bytes=[w.peak_cache_bytes for w in servers],
+            drafter_peak_cache_bytes=0 if drafter is None else drafter.peak_cache_bytes,
+            device_seconds=busy_ns / 1e9,
+            overruns=overruns,
+        )
 
     def per_token(self, n: int) -> dict[str, float]:
         return {

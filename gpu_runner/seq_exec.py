@@ -135,15 +135,7 @@ def run_si_real(
     rec.event(end, "done")
     c.target_forwards = task_id
     c.drafter_forwards = draft_id
-    costs = Costs(
-        target_forwards=target.forwards,
-        drafter_forwards=drafter.forwards,
-        target_tokens_fed=target.tokens_fed,
-        peak_cache_bytes=[target.peak_cache_bytes],
-        drafter_peak_cache_bytes=drafter.peak_cache_bytes,
-        device_seconds=timer.busy_ns / 1e9,
-        overruns=timer.overruns,
-    )
+    costs = Costs.of([target], drafter, timer.busy_ns, timer.overruns)
     trace = rec.finish(tokens, end)
     return RealRun(
         "si", tuple(tokens), times[-1], tuple(times), tuple(accepted), c, costs, trace, timer.log
@@ -186,13 +178,7 @@ def run_nonsi_real(
             progress(len(tokens))
     end = clock.now()
     rec.event(end, "done")
-    costs = Costs(
-        target_forwards=target.forwards,
-        target_tokens_fed=target.tokens_fed,
-        peak_cache_bytes=[target.peak_cache_bytes],
-        device_seconds=timer.busy_ns / 1e9,
-        overruns=timer.overruns,
-    )
+    costs = Costs.of([target], None, timer.busy_ns, timer.overruns)
     n = cfg.max_tokens
     counters = Counters(target_forwards=n)
     trace = rec.finish(tokens, end)

@@ -30,10 +30,6 @@ class Clock:
         self._last = ns
         return Fraction(ns, _NS)
 
-    @staticmethod
-    def seconds(t: Fraction) -> float:
-        return float(t)
-
 
 def dist_list(p: torch.Tensor | None) -> list[float]:
     if p is None:
