@@ -153,9 +153,9 @@ def _progress(name: str, n: int, quiet: bool) -> Callable[[int], None] | None:
     if not sys.stderr.isatty():  # a log file: whole lines at each quarter, no carriage returns
         marks = {max(1, n * q // 4) for q in (1, 2, 3, 4)}
 
-        def log(done: int) -> None:
-            if done in marks:
-                marks.discard(done)
+        def log(done: int) -> None:  # a commit may jump past a mark: report the count reached
+            if any(m <= done for m in marks):
+                marks.difference_update({m for m in marks if m <= done})
                 sys.stderr.write(f"{name:>5}: {done}/{n} tokens\n")
                 sys.stderr.flush()
 
@@ -315,7 +315,10 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
 
 
 def readable(text: str) -> str:
-    """`text` as printed lines: newlines and tabs kept, other control characters escaped."""
+    """`text` as printed lines: newlines and tabs kept, other control characters escaped;
+    text of whitespace alone (a greedy tiny pair's) shown quoted, so that it is seen."""
+    if not text.strip():
+        return f"{text!r} (whitespace only)"
     return "".join(
         ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii")
         for ch in text

@@ -372,6 +372,7 @@ def test_progress_to_a_file_is_whole_lines(monkeypatch: pytest.MonkeyPatch) -> N
     assert "\r" not in buf.getvalue()
     assert buf.getvalue().splitlines() == [
         "  dsi: 2/8 tokens",
+        "  dsi: 5/8 tokens",  # jumped past the mark at 4
         "  dsi: 6/8 tokens",
         "  dsi: 8/8 tokens",
     ]
@@ -384,3 +385,15 @@ def test_loading_a_path_prints_no_weight_bars(capfd: pytest.CaptureFixture[str])
     generate(*tiny_pair_paths(), [1, 2], algorithm="nonsi", max_new_tokens=1)
     assert "Loading weights" not in capfd.readouterr().err
     assert hf_logging.is_progress_bar_enabled()  # the caller's setting is restored
+
+
+@pytest.mark.parametrize(
+    "text,shown",
+    [
+        ("def f():\n\treturn 1", "def f():\n\treturn 1"),  # newlines and tabs as they are
+        ("a\x1b[2Jb\r", "a\\x1b[2Jb\\r"),  # a terminal escape or carriage return, escaped
+        ("\n" + " " * 47, repr("\n" + " " * 47) + " (whitespace only)"),  # greedy tiny pair
+    ],
+)
+def test_demo_text_is_readable(text: str, shown: str) -> None:
+    assert cli.readable(text) == shown
