@@ -29,8 +29,10 @@ demo: $(VENV)/.installed-demo
 		--sample --temperature 1 --seed 1 --k 3 --servers 4 \
 		--inject-target 0.03,0.03 --inject-drafter 0.003,0.003
 
+# The same tiny pair and sampling as demo's second part, with real (unpadded) passes and progress bars.
 gpu-demo: $(VENV)/.installed-demo
-	$(BIN)/python -m gpu_runner run --prompt "def fib(n):" --max-new-tokens 48
+	$(BIN)/python -m gpu_runner run --prompt "def fib(n):" --max-new-tokens 48 \
+		--sample --temperature 1 --seed 1 --k 3 --servers 4
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
