@@ -80,3 +80,19 @@ def test_profile_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -> None
         main(["profile", "--help"])
     assert info.value.code == 0
     assert "--target" in capsys.readouterr().out
+
+
+def test_every_flag_of_run_and_profile_is_documented() -> None:
+    import argparse
+    import re
+
+    from gpu_runner.cli import _parser
+    from gpu_runner.profile import build_parser
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "gpu-runner.md").read_text()
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for parser in (sub.choices["run"], build_parser()):
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help":
+                    assert re.search(f"`{flag}[` ]", doc), f"{flag} is not in docs/gpu-runner.md"
