@@ -38,6 +38,8 @@ MAIN_THEOREMS = (
     "point_mass_lossless",
     "residualL_tab",
     "verifyL_tab",
+    "warped_lossless",
+    "masked_power_dist",
 )
 
 
