@@ -40,6 +40,8 @@ MAIN_THEOREMS = (
     "verifyL_tab",
     "warped_lossless",
     "masked_power_dist",
+    "reachable_inv",
+    "committed_is_reference",
 )
 
 
