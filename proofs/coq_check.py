@@ -156,7 +156,7 @@ def coq_rule(queries: Sequence[RuleQuery]) -> list[tuple[Fraction, ...] | None]:
         else:
             items.append(f"out (verifyL {_seq(p)} {_seq(q)} {draft})")
     text = _PRELUDE + "Eval vm_compute in [:: " + ";\n  ".join(items) + "].\n"
-    run = build(extra=[("Queries.v", text)])
+    run = build(extra=[("Queries.v", text)], files=["Verify.v", "Mirror.v"])
     if not run.ok:
         raise CoqError(f"Coq could not evaluate the queries:\n{run.output}")
     answer = run.output.rsplit("--- Queries.v", 1)[1]
