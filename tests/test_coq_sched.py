@@ -88,23 +88,45 @@ class Replay:
             target, drafter, cfg.sampling, verifier, (), cfg.point_mass_proposal
         )
         self.scorer, self.drafter = scorer, drafter_w
+        self.verifier = verifier
         self.sched: DSIScheduler[Dist] = parts.scheduler(cfg, verifier)
-        self.model: m.Model[Dist] = m.Model(
-            target=lambda pre: scorer.score(pre, len(pre), len(pre))[0],
-            draft_at=lambda pre: drafter_w.draft(pre, len(pre)),
-            verify_at=verifier.verify,
+        # The model's distributions are named by the prefix they were computed on (it
+        # never reads them); the run's own workers compute the drafts and the rule.
+        self.model: m.Model[m.Tokens] = m.Model(
+            target=lambda pre: pre,
+            draft_at=self.draft_at,
+            verify_at=self.verify_at,
             n=cfg.max_tokens,
         )
-        self.state: m.State[Dist] = m.init()
+        self.state: m.State[m.Tokens] = m.init()
+        self.actions: list[m.Action] = []
+        self.states: list[m.Summary] = []
+        self.dtab: dict[m.Tokens, int] = {}
+        self.vtab: dict[tuple[m.Tokens, m.Tokens, int], tuple[int, bool]] = {}
         self.draft: StartDraft | None = None
         self.running: dict[int, StartTask] = {}
         self.result: tuple[int, ...] | None = None
+
+    def draft_at(self, pre: m.Tokens) -> tuple[int, m.Tokens]:
+        self.dtab[pre] = self.drafter.draft(pre, len(pre))[0]
+        return self.dtab[pre], pre
+
+    def verify_at(self, i: int, p_pre: m.Tokens, q_pre: m.Tokens, d: int) -> tuple[int, bool]:
+        p = self.scorer.score(p_pre, len(p_pre), len(p_pre))[0]
+        q = self.drafter.draft(q_pre, len(q_pre))[1]
+        self.vtab[(p_pre, q_pre, d)] = self.verifier.verify(i, p, q, d)
+        return self.vtab[(p_pre, q_pre, d)]
 
     def act(self, action: m.Action) -> None:
         nxt = self.model.step(action, self.state)
         if nxt is None:
             raise LeftTheModel(f"the model does not allow {action} in {self.state}")
         self.state = nxt
+        self.actions.append(action)
+        self.states.append(m.summary(nxt))
+
+    def trace(self) -> m.Trace:
+        return m.Trace(self.model.n, tuple(self.actions), self.dtab, self.vtab, tuple(self.states))
 
     def commands(self, cmds: Sequence[Command]) -> None:
         for cmd in cmds:
@@ -199,3 +221,25 @@ def test_planted_scheduler_bugs_leave_the_model(fault: Fault) -> None:
         except LeftTheModel:
             left += 1
     assert left > 0, f"{fault.name} stayed inside the model on all {RUNS} runs"
+
+
+COQ_TRACES = 6
+
+
+def test_coq_step_is_the_mirror() -> None:
+    """Coq's own step (vm_compute) gives the mirror's state after every action of the
+    first replayed runs; a trace with one state altered is refused (negative control)."""
+    rng = random.Random(SEED)
+    traces = []
+    for _ in range(COQ_TRACES):
+        replay = Replay(rng, REFERENCE_PARTS)
+        replay.run()
+        traces.append(replay.trace())
+    longest = max(traces, key=lambda t: len(t.states))
+    assert len(longest.states) > 20
+    assert any(not acc for t in traces for _, acc in t.rule.values()), "no rejection"
+    states = list(longest.states)
+    c, d, pv, ts, fl = states[len(states) // 2]
+    states[len(states) // 2] = (c, d, pv, ts, not fl)
+    altered = m.Trace(longest.n, longest.actions, longest.drafts, longest.rule, tuple(states))
+    assert m.coq_replay([*traces, altered]) == [True] * COQ_TRACES + [False]

@@ -21,8 +21,9 @@
    draft at the committed position are in hand (rules 4 and 5).  So every run of
    DSIScheduler, for every k, P, latency, queue discipline and order of events,
    is a run of this model (tests/test_coq_sched.py replays the Python scheduler
-   through a line-for-line mirror of [step] to check exactly that on random
-   event sequences).  The theorem: in every reachable state the committed prefix
+   through a line-for-line mirror of [step], proofs/coq_sched.py, to check that
+   on random event sequences, and has Coq evaluate [step] on some of those runs
+   to check the mirror).  The theorem: in every reachable state the committed prefix
    is the sequential reference's (dsi_ref.sequential.reference_tokens).
 
    Abstracted away: time, servers, the queue, held (non-preemptive) passes, which
