@@ -42,6 +42,7 @@ MAIN_THEOREMS = (
     "masked_power_dist",
     "reachable_inv",
     "committed_is_reference",
+    "reference_law",
 )
 
 
