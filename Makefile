@@ -54,7 +54,7 @@ proofs: $(VENV)/.installed-test coq
 COQ_APT := coq libcoq-mathcomp-ssreflect libcoq-mathcomp-algebra
 coq-install:
 	@if command -v coqc >/dev/null && [ -d "$$(coqc -where)/user-contrib/mathcomp/algebra" ]; \
-	then :; else apt-get update -qq && apt-get install -y -qq $(COQ_APT) >/dev/null; fi
+	then :; else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(COQ_APT) >/dev/null; fi
 
 # The mechanised proofs (proofs/coq): fails when any of them does not check.
 coq: $(VENV)/.installed-test coq-install
