@@ -13,6 +13,7 @@ from transformers import PreTrainedModel
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
+from dsi_ref.sampling_rule import GPU_API, check_sampling
 from gpu_runner.api import RunnerConfig, run
 from gpu_runner.devices import server_devices
 from gpu_runner.errors import IncompatiblePair
@@ -80,7 +81,11 @@ def latency_waits(
     target: tuple[object, object] | None, drafter: tuple[object, object] | None, replace: bool
 ) -> Waits | None:
     """Injected waits from (TTFT, TPOT) pairs in seconds, or None when neither is given."""
+    if not isinstance(replace, bool):
+        raise InvalidConfig(f"replace_forward must be a bool, got {show(replace)}")
     if target is None and drafter is None:
+        if replace:  # it changes how injected waits apply: alone it would be ignored
+            raise InvalidConfig("replace_forward=True needs inject_target and inject_drafter")
         return None
     if target is None or drafter is None:
         raise InvalidConfig("latency-injected mode needs both target and drafter (TTFT, TPOT)")
@@ -124,6 +129,9 @@ def generate(
     switches to timing mode (keyed Bernoulli acceptance). Returns tokens, wall
     times, counters, costs and (with record=True) a trace dsi_ref's checker reads.
     """
+    if not isinstance(do_sample, bool):  # 'yes' or 0 would pick a mode by truthiness
+        raise InvalidConfig(f"do_sample must be a bool, got {show(do_sample)}")
+    check_sampling(not do_sample, temperature, top_k, top_p, GPU_API)  # dsi_ref's one rule
     sampling = SamplingConfig(
         greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
     )

@@ -247,8 +247,10 @@ def test_progress_goes_to_stderr_only_when_asked(capsys: pytest.CaptureFixture[s
     assert [line.split(":")[0] for line in err] == ["non-SI", "SI", "DSI"]
 
 
-def test_temperature_zero_is_fine_when_greedy() -> None:
-    assert cli("run", "--greedy", "--temperature", "0", "--max-tokens", "5")[0] == 0
+def test_temperature_zero_is_refused_even_when_greedy() -> None:
+    # dsi_ref.sampling_rule: invalid values are refused whatever the mode
+    assert cli("run", "--greedy", "--temperature", "0", "--max-tokens", "5")[0] == 2
+    assert cli("run", "--greedy", "--temperature", "1", "--max-tokens", "5")[0] == 0
 
 
 def test_malformed_trace_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
