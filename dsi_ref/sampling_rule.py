@@ -90,13 +90,14 @@ def check_sampling(
             f"{names.temperature} must lie in [1e-6, 1e6] whatever the mode, "
             f"got {shown('temperature', t)}{hint}"
         )
+    none = "" if names.top_p.startswith("--") else " or None"  # a flag is left out, not None
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InvalidConfig(f"{names.top_k} must be an int >= 1 or None, got {show(top_k)}")
+        raise InvalidConfig(f"{names.top_k} must be an int >= 1{none}, got {show(top_k)}")
     if top_p is not None:
         p = top_p if isinstance(top_p, (int, float, Fraction)) else math.nan
         if isinstance(top_p, bool) or not 0 < p <= 1:  # NaN fails the comparison
             raise InvalidConfig(
-                f"{names.top_p} must be a number in (0, 1] or None, got {shown('top_p', top_p)}"
+                f"{names.top_p} must be a number in (0, 1]{none}, got {shown('top_p', top_p)}"
             )
     if greedy:
         unused = [

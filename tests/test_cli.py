@@ -204,7 +204,7 @@ BAD: list[tuple[list[str], str]] = [
     (["run", "--drafter-tpot", "0"], "drafter TPOT must be > 0, got '0'"),
     (["run", "--top-p", "1.5"], "'1.5'"),
     (["run", "--top-k", "0"], "got 0"),
-    (["run", "--temperature", "0"], "--temperature must be > 0 when sampling, got '0'"),
+    (["run", "--temperature", "0"], "--temperature must lie in [1e-6, 1e6] whatever the mode, got '0'"),
     (["run", "--temperature", "hot"], "'hot'"),
     (["run", "--pair", "gpt5"], "'gpt5'"),
     (["run", "--noise", "1.2"], "'1.2'"),
@@ -223,7 +223,8 @@ BAD: list[tuple[list[str], str]] = [
     (["check", "x.json", "--temperature", "2"], "--temperature only apply with --pair"),
     (["check", "x.json", "--top-k", "3", "--top-p", "0.5"], "--top-k, --top-p"),
     (["run", "--show-tokens", "-1"], "'-1'"),
-    (["run", "--trace", "/nonexistent/dir/t.json"], "/nonexistent/dir/t.nonsi.json"),
+    # a parent that is a regular file (a missing directory would be created)
+    (["run", "--trace", "README.md/dir/t.json"], "README.md/dir/t.nonsi.json"),
 ]
 
 
