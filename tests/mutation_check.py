@@ -6,9 +6,9 @@ For each target function below it enumerates first-order mutants of the AST (com
 boundaries and negations, + <-> -, * <-> /, and <-> or, dropped `not`, integer
 constants +-1, min <-> max, a simple statement replaced by `pass`), writes each mutant
 into a scratch copy of the repository and runs that file's fast tests with `-x`. A
-mutant is killed if the tests fail or time out, survives if they pass. Lines about
-planted faults (SKIP_WORDS; the planted faults now live in tests/faulty.py) are skipped. Results go to stdout as one
-line per mutant; docs/verification.md records a run and classifies the survivors.
+mutant is killed if the tests fail or time out, survives if they pass. Lines naming
+SKIP_WORDS are skipped (the planted faults now live in tests/faulty.py). Results go to
+stdout as one line per mutant; docs/verification.md records a run and classifies the survivors.
 """
 
 from __future__ import annotations

@@ -204,7 +204,7 @@ BAD: list[tuple[list[str], str]] = [
     (["run", "--drafter-tpot", "0"], "drafter TPOT must be > 0, got '0'"),
     (["run", "--top-p", "1.5"], "'1.5'"),
     (["run", "--top-k", "0"], "got 0"),
-    (["run", "--temperature", "0"], "--temperature must lie in [1e-6, 1e6] whatever the mode, got '0'"),
+    (["run", "--temperature", "0"], "must lie in [1e-6, 1e6] whatever the mode, got '0'"),
     (["run", "--temperature", "hot"], "'hot'"),
     (["run", "--pair", "gpt5"], "'gpt5'"),
     (["run", "--noise", "1.2"], "'1.2'"),

@@ -97,7 +97,7 @@ WAITING: list[Case] = [  # a target-only task waits and is needed (#9)
         970104,
         Latency.of(2, 1, per_position=_PP),
         Latency.of(F(5, 4), 2),
-    ),  # fmt: skip
+    ),
     (
         2,
         92,
@@ -107,7 +107,7 @@ WAITING: list[Case] = [  # a target-only task waits and is needed (#9)
         534876,
         Latency.of(3, 1, per_position=_PP),
         Latency.of(F(5, 4), F(3, 2)),
-    ),  # fmt: skip
+    ),
     (
         8,
         15,
@@ -117,7 +117,7 @@ WAITING: list[Case] = [  # a target-only task waits and is needed (#9)
         931903,
         Latency.of(4, 1, per_position=_PP),
         Latency.of(F(3, 2), 2),
-    ),  # fmt: skip
+    ),
 ]
 COVERED: list[Case] = [  # a waiting target-only task becomes covered (#8)
     (8, 4, 0.711664492020446, 9, 1, 193267, Latency.of(2, 1), Latency.of(F(3, 2), F(7, 4))),
