@@ -199,7 +199,19 @@ def predicted_si_slower(h: Heatmap) -> BoolArray:
 
 
 def progress_bar(width: int = 30) -> Progress:
-    """A plain-text progress bar on stderr."""
+    """A plain-text progress bar on stderr; redrawn in place (`\\r`) on a terminal only.
+
+    Redirected to a file or pipe it writes one line at each quarter instead, so a log is
+    not one long line of overwritten bars.
+    """
+    if not sys.stderr.isatty():
+
+        def lines(done: int, total: int) -> None:
+            if done == total or 4 * done // total != 4 * (done - 1) // total:
+                sys.stderr.write(f"k {done}/{total}\n")
+                sys.stderr.flush()
+
+        return lines
 
     def draw(done: int, total: int) -> None:
         filled = width * done // total
