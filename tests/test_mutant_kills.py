@@ -15,7 +15,7 @@
 
 Each check reads the trace alone. The configurations were found by a random search
 (seeded, 80,000 non-preemptive runs, 2026-12-07): a queued target-only task appears in
-about 1 run in 400, the covered case (#8) in 3 of 80,000. Planted by hand: #1, #2, #8
+162 of them, the covered case (#8) in 3. Planted by hand: #1, #2, #8
 and #9 each fail a test here. About 0.5 s of CPU.
 """
 
