@@ -29,13 +29,14 @@ from dsi_ref.demo import (
     run_algorithm,
     speedups,
 )
-from dsi_ref.errors import DSIError, InvalidConfig, TraceError
+from dsi_ref.errors import DSIError, InvalidConfig, TraceError, show
 from dsi_ref.fileio import MAX_JSON_BYTES
 from dsi_ref.latency import MAX_NUMBER_CHARS, Latency, parse_fraction
 from dsi_ref.outputs import OutputPath, check_outputs, per_name_paths, write_outputs
 from dsi_ref.pairs import DEFAULT_PAIR, PAIRS, Pair, get_pair
 from dsi_ref.result import RunResult
-from dsi_ref.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, SamplingConfig
+from dsi_ref.sampling import SamplingConfig
+from dsi_ref.sampling_rule import DSI_CHECK_GREEDY, DSI_CLI, Spelling, check_sampling
 from dsi_ref.trace import DEFAULT_TOL, load_trace, trace_writer
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -123,23 +124,18 @@ def _tolerance(text: str) -> float:
     return tol
 
 
-def _warp(greedy: bool, temperature: str, top_k: int | None, top_p: str | None) -> SamplingConfig:
-    t = _number(temperature, "--temperature")
-    if not greedy and t <= 0:
-        raise InvalidConfig(
-            f"--temperature must be > 0 when sampling, got {temperature!r} "
-            "(use --greedy for argmax decoding)"
-        )
-    if not greedy and not MIN_TEMPERATURE <= t <= MAX_TEMPERATURE:
-        raise InvalidConfig(
-            f"--temperature must lie in [1e-6, 1e6] when sampling, got {temperature!r} "
-            "(use --greedy for argmax decoding)"
-        )
-    p = None
-    if top_p is not None:
-        p = _number(top_p, "--top-p")
-        if not 0 < p <= 1:
-            raise InvalidConfig(f"--top-p must lie in (0, 1], got {top_p!r}")
+def _warp(
+    greedy: bool,
+    temperature: str,
+    top_k: int | None,
+    top_p: str | None,
+    names: Spelling = DSI_CLI,
+) -> SamplingConfig:
+    """The settings as typed, checked by the rule both packages share (dsi_ref.sampling_rule)."""
+    t = _number(temperature, names.temperature)
+    p = None if top_p is None else _number(top_p, names.top_p)
+    typed = {"temperature": temperature, **({} if top_p is None else {"top_p": top_p})}
+    check_sampling(greedy, t, top_k, p, names, typed)  # errors name the flags, not API fields
     return SamplingConfig(greedy=greedy, temperature=t, top_k=top_k, top_p=p)
 
 
@@ -318,7 +314,20 @@ def _check_sampling(args: argparse.Namespace, trace: dict[str, Any]) -> Sampling
     if args.temperature is None and args.top_k is None and args.top_p is None:
         return None
     greedy = trace.get("greedy") is True  # the trace header says how it verified
-    return _warp(greedy, args.temperature or "1", args.top_k, args.top_p)
+    names = DSI_CHECK_GREEDY if greedy else DSI_CLI
+    return _warp(greedy, args.temperature or "1", args.top_k, args.top_p, names)
+
+
+def _check_pair_vocab(name: str, pair: Pair, trace: dict[str, Any]) -> None:
+    """Refuse a pair whose vocabulary is not the trace's, before rule 8 meets a bad token."""
+    v = trace.get("vocab_size")
+    if isinstance(v, int) and not isinstance(v, bool) and v != pair.target.vocab_size:
+        fits = [n for n in PAIRS if get_pair(n).target.vocab_size == v]
+        hint = f"; pair(s) of that vocabulary: {', '.join(fits)}" if fits else ""
+        raise InvalidConfig(
+            f"--pair {name} has vocabulary {pair.target.vocab_size}, but the trace's vocab_size "
+            f"is {show(v)}: check it with the pair it was run with{hint}"
+        )
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
@@ -339,6 +348,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
             report = check_trace(trace)
         else:
             pair = get_pair(args.pair, args.noise)
+            _check_pair_vocab(args.pair, pair, trace)
             sampling = _check_sampling(args, trace)
             report = check_trace(
                 trace, target=pair.target, drafter=pair.drafter, sampling=sampling, tol=args.tol

@@ -15,19 +15,24 @@ from fractions import Fraction
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.models import LanguageModel, check_model, model_name, prefix_text
 from dsi_ref.prob import Dist, Num, check_model_output, normalize
+from dsi_ref.sampling_rule import API, check_sampling
+from dsi_ref.sampling_rule import MAX_TEMPERATURE as MAX_TEMPERATURE  # re-exported
+from dsi_ref.sampling_rule import MIN_TEMPERATURE as MIN_TEMPERATURE
 
-# Temperatures outside this range are refused: below it the warp is argmax to float
-# precision (say greedy), above it uniform over the support. Exact (Fraction) models take
-# T >= EXACT_MIN_TEMPERATURE: their warp x ** (1/T) has 1/T times the digits of x, so
-# T = 1/10**5 costs tens of seconds per token and 1/10**7 never finishes.
-MIN_TEMPERATURE = Fraction(1, 10**6)
-MAX_TEMPERATURE = Fraction(10**6)
+# Temperatures outside [MIN_TEMPERATURE, MAX_TEMPERATURE] are refused (dsi_ref.sampling_rule
+# states the rule for every setting). Exact (Fraction) models take T >= EXACT_MIN_TEMPERATURE:
+# their warp x ** (1/T) has 1/T times the digits of x, so T = 1/10**5 costs tens of
+# seconds per token and 1/10**7 never finishes.
 EXACT_MIN_TEMPERATURE = Fraction(1, 1000)
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """greedy=True verifies by exact match with argmax; otherwise speculative sampling."""
+    """greedy=True verifies by exact match with argmax; otherwise speculative sampling.
+
+    Settings obey dsi_ref.sampling_rule: invalid values are refused in either mode, and
+    under greedy=True a temperature other than 1, a top_k or a top_p is refused (no effect).
+    """
 
     greedy: bool = False
     temperature: Fraction | float = Fraction(1)
@@ -35,35 +40,7 @@ class SamplingConfig:
     top_p: Fraction | float | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.greedy, bool):
-            raise InvalidConfig(f"greedy must be a bool, got {show(self.greedy)}")
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float, Fraction)):
-            raise InvalidConfig(f"temperature must be a number, got {show(t)}")
-        if isinstance(t, float) and not math.isfinite(t):
-            raise InvalidConfig(f"temperature must be finite, got {show(t)}")
-        if not self.greedy and t <= 0:
-            raise InvalidConfig(
-                f"temperature must be > 0 when sampling, got {show(t)} (use greedy=True for argmax)"
-            )
-        exact_t = Fraction(repr(t)) if isinstance(t, float) else t  # 1e-6 means 10**-6
-        if not self.greedy and not (MIN_TEMPERATURE <= exact_t <= MAX_TEMPERATURE):
-            raise InvalidConfig(
-                f"temperature must lie in [{show(MIN_TEMPERATURE)}, {show(MAX_TEMPERATURE)}] "
-                f"when sampling, got {show(t)} (use greedy=True for argmax)"
-            )
-        if self.top_k is not None and (
-            isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
-        ):
-            raise InvalidConfig(f"top_k must be an int >= 1 or None, got {show(self.top_k)}")
-        tp = self.top_p
-        if tp is not None and (
-            isinstance(tp, bool)
-            or not isinstance(tp, (int, float, Fraction))
-            or (isinstance(tp, float) and math.isnan(tp))
-            or not (0 < tp <= 1)
-        ):
-            raise InvalidConfig(f"top_p must lie in (0, 1], got {show(tp)}")
+        check_sampling(self.greedy, self.temperature, self.top_k, self.top_p, API)
 
     def describe(self) -> str:
         if self.greedy:

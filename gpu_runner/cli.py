@@ -173,6 +173,10 @@ def _progress(name: str, n: int, quiet: bool) -> Callable[[int], None] | None:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    from dsi_ref.sampling_rule import GPU_CLI, check_sampling
+
+    # dsi_ref's one sampling rule, checked here so that errors name the flags typed
+    check_sampling(not ns.sample, ns.temperature, ns.top_k, ns.top_p, GPU_CLI)
     from dsi_ref.checker import check_trace
     from dsi_ref.outputs import (
         OutputPath,

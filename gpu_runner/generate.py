@@ -13,6 +13,7 @@ from transformers import PreTrainedModel
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
+from dsi_ref.sampling_rule import GPU_API, check_sampling
 from gpu_runner.api import RunnerConfig, check_progress, run
 from gpu_runner.devices import server_devices
 from gpu_runner.errors import IncompatiblePair
@@ -85,26 +86,15 @@ def _wait_pair(x: object, name: str) -> Latency:
 
 def latency_waits(target: object | None, drafter: object | None, replace: bool) -> Waits | None:
     """Injected waits from (TTFT, TPOT) pairs in seconds, or None when neither is given."""
+    if not isinstance(replace, bool):
+        raise InvalidConfig(f"replace_forward must be a bool, got {show(replace)}")
     if target is None and drafter is None:
+        if replace:  # it changes how injected waits apply: alone it would be ignored
+            raise InvalidConfig("replace_forward=True needs inject_target and inject_drafter")
         return None
     if target is None or drafter is None:
         raise InvalidConfig("latency-injected mode needs both target and drafter (TTFT, TPOT)")
     return Waits(_wait_pair(target, "target"), _wait_pair(drafter, "drafter"), replace)
-
-
-def _sampling(
-    do_sample: bool,
-    temperature: float | Fraction,
-    top_k: int | None,
-    top_p: float | Fraction | None,
-) -> SamplingConfig:
-    """generate's sampling arguments as a SamplingConfig (messages in generate's own terms)."""
-    try:
-        return SamplingConfig(
-            greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
-        )
-    except InvalidConfig as e:  # SamplingConfig speaks of its own greedy=True
-        raise InvalidConfig(str(e).replace("greedy=True", "do_sample=False")) from None
 
 
 def generate(
@@ -145,7 +135,12 @@ def generate(
     times, costs (forwards that ran), scheduler_counts (tasks the scheduler issued) and (with
     record=True) a trace dsi_ref's checker reads.
     """
-    sampling = _sampling(do_sample, temperature, top_k, top_p)
+    if not isinstance(do_sample, bool):  # 'yes' or 0 would pick a mode by truthiness
+        raise InvalidConfig(f"do_sample must be a bool, got {show(do_sample)}")
+    check_sampling(not do_sample, temperature, top_k, top_p, GPU_API)  # dsi_ref's one rule
+    sampling = SamplingConfig(
+        greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
+    )
     check_progress(progress)
     waits = latency_waits(inject_target, inject_drafter, replace_forward)
     cfg = RunnerConfig(algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance)

@@ -6,9 +6,9 @@ For each target function below it enumerates first-order mutants of the AST (com
 boundaries and negations, + <-> -, * <-> /, and <-> or, dropped `not`, integer
 constants +-1, min <-> max, a simple statement replaced by `pass`), writes each mutant
 into a scratch copy of the repository and runs that file's fast tests with `-x`. A
-mutant is killed if the tests fail or time out, survives if they pass. Lines about
-planted faults (being moved out of dsi_ref) are skipped. Results go to stdout as one
-line per mutant; docs/verification.md records a run and classifies the survivors.
+mutant is killed if the tests fail or time out, survives if they pass. Lines naming
+SKIP_WORDS are skipped (the planted faults now live in tests/faulty.py). Results go to
+stdout as one line per mutant; docs/verification.md records a run and classifies the survivors.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_warp_oracle.py::test_combined_warps_are_lossless_exactly",
             "tests/test_bad_input.py",
             "tests/test_golden.py",
+            "tests/test_mutant_kills.py",
         ],
     ),
     "dsi_ref/sampling.py": (
@@ -50,7 +51,10 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
             "DSIScheduler.on_draft_done",
             "DSIScheduler.on_task_done",
             "DSIScheduler._draft_next",
-            "DSIScheduler._rank",
+            "DSIScheduler.on_events",
+            "DSIScheduler._take_draft",
+            "DSIScheduler._take_task",
+            "DSIScheduler._submit_block",
             "DSIScheduler._covered",
             "DSIScheduler._progress",
             "DSIScheduler._commit_ready",
@@ -62,6 +66,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_scheduler_timing.py",
             "tests/test_golden.py",
             "tests/test_scheduler_machine.py",
+            "tests/test_mutant_kills.py",
         ],
     ),
 }
@@ -97,6 +102,8 @@ def _functions(tree: ast.Module, names: list[str]) -> list[ast.AST]:
             for sub in node.body:
                 if isinstance(sub, ast.FunctionDef) and f"{node.name}.{sub.name}" in names:
                     out.append(sub)
+    if len(out) != len(names):  # a renamed function must not drop out of the run silently
+        raise SystemExit(f"target functions not found: {names} gave {len(out)} of {len(names)}")
     return out
 
 

@@ -508,7 +508,7 @@ def test_good_input_is_accepted() -> None:
     Latency.of(0, "1/1000")
     RunConfig(max_tokens=1, k=1, servers=1, seed=0, prompt=(2,), point_mass_proposal=True)
     SamplingConfig(temperature=F(1, 100), top_p=1, top_k=1)
-    SamplingConfig(greedy=True, temperature=0)
+    SamplingConfig(greedy=True, temperature=1)  # neutral; 0 is refused (sampling_rule)
     MixtureDrafter(T3, 0, Q3)
     MixtureDrafter(T3, 1, Q3)
     MarkovModel(2, 1, {(): HALF, (1,): (F(1), F(0))})

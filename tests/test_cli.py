@@ -204,7 +204,7 @@ BAD: list[tuple[list[str], str]] = [
     (["run", "--drafter-tpot", "0"], "drafter TPOT must be > 0, got '0'"),
     (["run", "--top-p", "1.5"], "'1.5'"),
     (["run", "--top-k", "0"], "got 0"),
-    (["run", "--temperature", "0"], "--temperature must be > 0 when sampling, got '0'"),
+    (["run", "--temperature", "0"], "must lie in [1e-6, 1e6] whatever the mode, got '0'"),
     (["run", "--temperature", "hot"], "'hot'"),
     (["run", "--pair", "gpt5"], "'gpt5'"),
     (["run", "--noise", "1.2"], "'1.2'"),
@@ -248,8 +248,10 @@ def test_progress_goes_to_stderr_only_when_asked(capsys: pytest.CaptureFixture[s
     assert [line.split(":")[0] for line in err] == ["non-SI", "SI", "DSI"]
 
 
-def test_temperature_zero_is_fine_when_greedy() -> None:
-    assert cli("run", "--greedy", "--temperature", "0", "--max-tokens", "5")[0] == 0
+def test_temperature_zero_is_refused_even_when_greedy() -> None:
+    # dsi_ref.sampling_rule: invalid values are refused whatever the mode
+    assert cli("run", "--greedy", "--temperature", "0", "--max-tokens", "5")[0] == 2
+    assert cli("run", "--greedy", "--temperature", "1", "--max-tokens", "5")[0] == 0
 
 
 def test_malformed_trace_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

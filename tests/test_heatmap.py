@@ -20,6 +20,8 @@ from dsi_ref.theory.heatmap import (
     forced_strips,
     grid_values,
     predicted_si_slower,
+    render_png,
+    shown_ratio,
     si_slower_than_nonsi,
     strip_note,
 )
@@ -161,7 +163,8 @@ def test_cli_writes_png_and_csv(tmp_path: object, capsys: pytest.CaptureFixture[
     assert int(r["k_si"]) == h.k_si[2, 3] and float(r["t_dsi"]) == h.t_dsi[2, 3]
     assert float(r["dsi_vs_min"]) == h.ratio("dsi_vs_min")[2, 3]
     captured = capsys.readouterr()
-    assert "k 4/4" in captured.err  # the progress bar
+    # the progress, one line per quarter when stderr is not a terminal (no \r redraws)
+    assert captured.err.splitlines() == ["k 1/4", "k 2/4", "k 3/4", "k 4/4"]
     assert "speedup of DSI over the faster of SI and non-SI" in captured.out
 
 
@@ -209,3 +212,41 @@ def test_compute_refuses_runaway_sizes(kwargs: dict[str, int], needle: str) -> N
     with pytest.raises(InvalidConfig) as info:
         compute(**kwargs)  # type: ignore[arg-type]
     assert needle in str(info.value)
+
+
+def test_exact_ties_are_drawn_as_ties(full: Heatmap) -> None:
+    """The SI-over-non-SI panel paints pink exactly the 210 cells with c > a (docs/figure2.md):
+    the 9 diagonal cells whose float ratio is 1 - 3e-14 (an exact tie) are drawn as 1."""
+    raw, shown = full.ratio("si_vs_nonsi"), shown_ratio(full, "si_vs_nonsi")
+    assert int(np.sum(raw < 1)) == 219  # the float DP, ties included
+    assert np.array_equal(shown < 1, predicted_si_slower(full))
+    assert int(np.sum(shown < 1)) == 210
+    # a real dip below 1 is kept: the DSI-over-SI strip (11 cells) is unchanged
+    assert int(np.sum(shown_ratio(full, "dsi_vs_si") < 1)) == 11
+
+
+def test_pmax_that_admits_no_k_is_refused_before_any_output(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--pmax 1 with the chain server: DSI needs >= 2 servers everywhere (was a matplotlib
+    traceback after the CSV was written)."""
+    from pathlib import Path
+
+    out = Path(str(tmp_path)) / "fig"
+    assert _cli(["heatmap", "--out", str(out), "--grid", "5", "--kmax", "4", "--pmax", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pmax=1 admits no lookahead" in err
+    assert "needs at least 2 servers" in err and "--paper-servers" in err
+    assert sorted(Path(str(tmp_path)).iterdir()) == []  # no CSV, no PNG
+    # the authors' count admits k c >= 1 with one server: a figure with grey cells
+    argv = ["heatmap", "--out", str(out), "--grid", "5", "--kmax", "4", "--S", "40"]
+    assert _cli([*argv, "--pmax", "1", "--paper-servers"]) == 0
+    assert out.with_name("fig.png").exists() and out.with_name("fig.csv").exists()
+
+
+def test_small_pmax_figure_renders_every_strip() -> None:
+    """--pmax 2: three forced strips (before, their annotations overlapped and the one-line
+    title ran off the figure; now one title line and one arrow each, checked by eye)."""
+    h = compute(grid=21, kmax=20, pmax=2, S=40)
+    assert [st.c for st in forced_strips(h)] == pytest.approx([0.05, 0.1, 0.15])
+    assert render_png(h)[:8] == b"\x89PNG\r\n\x1a\n"

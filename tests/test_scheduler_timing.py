@@ -35,9 +35,10 @@ committed), so no live task can end at or after the new c unless the arriving dr
 closed a block, whose new task then covers c; every other live task ends before c and
 is dropped, freeing servers. (iii) After a rejection every task is cancelled.
 Measured: 0 target-only tasks left queued after 52,344 events of 3,000 random-order runs
-(and after every event of the 400 runs here, asserted). The clause is therefore dead
-code, and deleting it changes no run (mutation check in docs/verification.md); the
-assertion is a tripwire for a change (e.g. events handled in batches) that makes it live.
+(and after every event of the 400 runs here, asserted). All of this is for preemptive
+runs (the default, and the only clock here): with preemptive=False a cancelled pass can
+hold the only server, a target-only task waits, and the clause is live
+(tests/test_mutant_kills.py).
 Negative controls: the same checker fails on a scheduler whose queue prefers wider
 coverage over position (16 of 300 random runs fail the queue-order check under the
 equal-time semantics, 7 of 100 before; >= 5 asserted), and on one that starts

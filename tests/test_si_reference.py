@@ -4,7 +4,7 @@
 workers, the Chooser, inverse_cdf, residual or argmax. It takes from dsi_ref only the
 models (next_dist), `warp` (pinned independently by tests/test_warp_oracle.py) and
 `keyed_uniform` (the randomness contract: one uniform per (seed, position, purpose)).
-The rules it implements (DESIGN.md section 2 and the si.py docstring):
+The rules it implements (the si.py docstring):
 
 - a round at committed length i drafts m = min(k, n - i - 1) tokens; the draft at
   position j is argmax q (greedy) or the j' with cdf(j' - 1) <= U(j, DRAFT) < cdf(j')

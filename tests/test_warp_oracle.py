@@ -91,8 +91,8 @@ HAND: list[tuple[tuple[F, ...], SamplingConfig, tuple[F, ...]]] = [
         SamplingConfig(temperature=F(1, 2), top_k=3),
         (F(0), F(1, 10), F(0), F(9, 10)),
     ),
-    # greedy leaves p alone whatever else is set.
-    (P, SamplingConfig(greedy=True, temperature=F(1, 2), top_k=1, top_p=F(1, 2)), P),
+    # greedy leaves p alone (other settings are refused under greedy: sampling_rule).
+    (P, SamplingConfig(greedy=True), P),
 ]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dsi_ref.errors import DSIError, OutputError
-from dsi_ref.outputs import check_output
+from dsi_ref.outputs import check_output, write_bytes, write_outputs
 
 # The ranges of the integer flags (checked again, with the work they imply, by the library).
 GRID_MAX = 201
@@ -163,18 +163,18 @@ def run_heatmap(ns: argparse.Namespace) -> int:
     from dsi_ref.theory.heatmap import (
         PANEL_TITLES,
         compute,
-        plot,
         progress_bar,
+        render_csv,
+        render_png,
         strip_note,
-        write_csv,
     )
 
     prefix = output_prefix(ns.out)
     csv_path = prefix.with_name(prefix.name + ".csv")
     png_path = prefix.with_name(prefix.name + ".png")
     try:  # before the grid: a bad --out should not cost the computation
-        check_output(csv_path, "CSV file")
-        check_output(png_path, "figure")
+        csv_out = check_output(csv_path, "CSV file")
+        png_out = check_output(png_path, "figure")
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -193,12 +193,13 @@ def run_heatmap(ns: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     computed = time.perf_counter() - start
-    for path, write in ((csv_path, write_csv), (png_path, plot)):
-        try:
-            write(h, path)  # atomically: an interrupted run leaves no half file
-        except OutputError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    try:  # both rendered first, then written together: a failure leaves neither file
+        write_outputs(
+            [(csv_out, write_bytes(render_csv(h))), (png_out, write_bytes(render_png(h)))]
+        )
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for panel, (lo, hi) in h.ranges().items():
         print(f"{PANEL_TITLES[panel]:<48} min {lo:.4f}  max {hi:.4f}")
     note = strip_note(h)

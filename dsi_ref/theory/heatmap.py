@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dsi_ref.errors import InvalidConfig, show
-from dsi_ref.fileio import write_atomic
+from dsi_ref.outputs import write_bytes, write_output
 from dsi_ref.theory.offline import FloatArray, dsi_grid, required_servers, si_grid
 
 GRID_MIN, GRID_MAX = 0.01, 0.99
@@ -135,6 +135,15 @@ def compute(
             f"grid^2 * S * kmax = {grid}^2 * {S} * {kmax} = {show(cells * S * kmax)} exceeds "
             f"{show(WORK_MAX)} (about 10x the default, half a minute); lower grid, S or kmax"
         )
+    needs = {k: [required_servers(k, float(ci), chain) for ci in c] for k in range(1, kmax + 1)}
+    fewest = min(min(n) for n in needs.values())
+    if fewest > pmax:  # no DSI value anywhere: refuse before the work, not after
+        chain_note = " (one of them for the target-only chain)" if chain else ""
+        raise InvalidConfig(
+            f"pmax={pmax} admits no lookahead: with k <= {kmax} DSI needs at least {fewest} "
+            f"servers at every c on the grid{chain_note}; raise pmax to {fewest} or more"
+            + (", or chain=False (--paper-servers, the authors' count)" if chain else "")
+        )
     cc, aa = np.meshgrid(c, a, indexing="ij")
     shape = cc.shape
     best_si = np.full(shape, np.inf)
@@ -143,7 +152,7 @@ def compute(
     k_dsi = np.zeros(shape, dtype=np.int64)
     servers = np.zeros(shape, dtype=np.int64)
     for k in range(1, kmax + 1):
-        need = np.array([required_servers(k, float(ci), chain) for ci in c])[:, None]
+        need = np.array(needs[k])[:, None]
         need = np.broadcast_to(need, shape)
         admissible = need <= pmax
         t = si_grid(aa, cc, k, S)
@@ -167,6 +176,17 @@ def compute(
     )
 
 
+# A ratio within TIE_RTOL of 1 is drawn as exactly 1 (a tie, not pink): on the diagonal
+# c = a SI with k = 1 ties non-SI exactly, and the float DP lands at 1 - 2.5e-14 there.
+TIE_RTOL = 1e-9
+
+
+def shown_ratio(h: Heatmap, panel: str) -> FloatArray:
+    """The speedup as the figure draws it: `h.ratio(panel)` with ties snapped to 1."""
+    r = h.ratio(panel)
+    return np.where(np.abs(r - 1) <= TIE_RTOL, 1.0, r)
+
+
 def si_slower_than_nonsi(h: Heatmap, rtol: float = 1e-12) -> BoolArray:
     """Cells where SI with its best k is slower than non-SI (ties within rtol are not)."""
     return np.asarray(h.t_si > h.S * (1 + rtol))
@@ -179,7 +199,19 @@ def predicted_si_slower(h: Heatmap) -> BoolArray:
 
 
 def progress_bar(width: int = 30) -> Progress:
-    """A plain-text progress bar on stderr."""
+    """A plain-text progress bar on stderr; redrawn in place (`\\r`) on a terminal only.
+
+    Redirected to a file or pipe it writes one line at each quarter instead, so a log is
+    not one long line of overwritten bars.
+    """
+    if not sys.stderr.isatty():
+
+        def lines(done: int, total: int) -> None:
+            if done == total or 4 * done // total != 4 * (done - 1) // total:
+                sys.stderr.write(f"k {done}/{total}\n")
+                sys.stderr.flush()
+
+        return lines
 
     def draw(done: int, total: int) -> None:
         filled = width * done // total
@@ -205,20 +237,17 @@ CSV_COLUMNS = (
 )
 
 
+def render_csv(h: Heatmap) -> bytes:
+    """One row per cell: c, a, best k of SI and DSI, DSI's servers, latencies, the 4 ratios
+    (the ratios as computed, ties not snapped)."""
+    f = io.StringIO(newline="")
+    _csv_rows(h, {p: h.ratio(p) for p in PANELS}, f)
+    return f.getvalue().encode("utf-8")
+
+
 def write_csv(h: Heatmap, path: Path) -> None:
-    """One row per cell: c, a, best k of SI and DSI, DSI's servers, latencies, the 4 ratios.
-
-    Written atomically: the file at `path` is the old one or the whole new one.
-    """
-    ratios = {p: h.ratio(p) for p in PANELS}
-
-    def write(raw: IO[bytes]) -> None:
-        f = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        _csv_rows(h, ratios, f)
-        f.flush()
-        f.detach()  # the raw file stays open for write_atomic to sync and close
-
-    write_atomic(path, write)
+    """Write `render_csv(h)` to `path` (dsi_ref.outputs: atomic for a regular file)."""
+    write_output(path, write_bytes(render_csv(h)), "CSV file")
 
 
 def _csv_rows(h: Heatmap, ratios: dict[str, FloatArray], f: IO[str]) -> None:
@@ -284,30 +313,40 @@ def forced_strips(h: Heatmap) -> list[ForcedStrip]:
     return strips
 
 
-def strip_note(h: Heatmap) -> str:
-    """One line explaining the pink strips of the DSI panels ('' if there are none)."""
-    parts = [
+def _strip_line(h: Heatmap, st: ForcedStrip) -> str:
+    return (
         f"c = {st.c:g}: P <= {h.pmax} forces DSI to k >= {st.k_forced} while SI's best k is "
         f"{st.k_si[0]}..{st.k_si[1]} (a = {st.a[0]:g}..{st.a[1]:g})"
-        for st in forced_strips(h)
-    ]
+    )
+
+
+def strip_note(h: Heatmap) -> str:
+    """One line explaining the pink strips of the DSI panels ('' if there are none)."""
+    parts = [_strip_line(h, st) for st in forced_strips(h)]
     return ("pink strip at " + "; ".join(parts)) if parts else ""
 
 
-def plot(h: Heatmap, path: Path) -> None:
-    """The four panels in one PNG; cells below 1 (the first algorithm is slower) are pink."""
+def render_png(h: Heatmap) -> bytes:
+    """The four panels as PNG bytes; cells below 1 (the first algorithm is slower) are pink.
+
+    Ratios within TIE_RTOL of 1 are drawn as 1 (`shown_ratio`). Each forced strip gets a
+    line of the title and an arrow from one box per DSI panel, so several strips (a small
+    P) stay legible.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 9.5), constrained_layout=True)
+    strips = forced_strips(h)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 9.5 + 0.3 * len(strips)), constrained_layout=True)
     c_edges, a_edges = _edges(h.c), _edges(h.a)
     for ax, panel in zip(axes.flat, PANELS, strict=True):
-        r = h.ratio(panel)
+        r = shown_ratio(h, panel)
         cmap = plt.get_cmap("viridis").with_extremes(under="pink", bad="lightgrey")
-        lo, hi = float(np.nanmin(r)), float(np.nanmax(r))
+        finite = r[np.isfinite(r)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (1.0, 1.0)
         # log scale from 1: the corner (c -> 0, a -> 1) is 10-50x and would flatten the rest
         norm = LogNorm(vmin=1.0, vmax=max(hi, 1.0 + 1e-9))
         mesh = ax.pcolormesh(c_edges, a_edges, r.T, cmap=cmap, norm=norm)
@@ -319,26 +358,43 @@ def plot(h: Heatmap, path: Path) -> None:
         ax.set_title(f"{PANEL_TITLES[panel]}\nrange [{lo:.3f}, {hi:.3f}]", fontsize=10)
         ax.set_xlabel("drafter latency c (fraction of target)")
         ax.set_ylabel("acceptance rate a")
-        if panel in ("dsi_vs_si", "dsi_vs_min"):
-            for st in forced_strips(h):
+        if panel in ("dsi_vs_si", "dsi_vs_min") and strips:
+            box = (0.62, 0.5)  # in data units: c and a both span [0, 1]
+            for st in strips:
                 ax.annotate(
-                    f"c = {st.c:g}: P <= {h.pmax}\nforces k >= {st.k_forced}\n"
-                    f"(SI: k = {st.k_si[0]}..{st.k_si[1]})",
+                    "",
                     xy=(st.c, (st.a[0] + st.a[1]) / 2),
-                    xytext=(st.c + 0.25, (st.a[0] + st.a[1]) / 2),
-                    fontsize=8,
+                    xytext=box,
                     arrowprops={"arrowstyle": "->", "color": "black"},
-                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85},
                 )
+            ax.text(
+                *box,
+                f"P <= {h.pmax} forces DSI to\n"
+                + "\n".join(
+                    f"k >= {st.k_forced} at c = {st.c:g} (SI: k = {st.k_si[0]}..{st.k_si[1]})"
+                    for st in strips
+                ),
+                fontsize=8,
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round", "fc": "white", "alpha": 0.9},
+            )
     servers = f"P <= {h.pmax}" + (" incl. target-only chain" if h.chain else "")
     si_k = "same k as DSI" if h.si_admissible_only else f"any k <= {h.kmax}"
-    note = strip_note(h)
+    notes = "".join(f"\npink strip at {_strip_line(h, st)}" for st in strips)
     fig.suptitle(
         f"Offline model, S = {h.S}, best k per cell; DSI: k <= {h.kmax}, {servers}; SI: {si_k}\n"
         "each panel: latency of the baseline / latency of the algorithm (> 1: faster); "
-        "pink: below 1, grey: no k fits the servers" + (f"\n{note}" if note else "")
+        "pink: below 1, grey: no k fits the servers" + notes
     )
+    buf = io.BytesIO()
     try:
-        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+        fig.savefig(buf, format="png", dpi=110)
     finally:
         plt.close(fig)
+    return buf.getvalue()
+
+
+def plot(h: Heatmap, path: Path) -> None:
+    """Write `render_png(h)` to `path` (dsi_ref.outputs: atomic for a regular file)."""
+    write_output(path, write_bytes(render_png(h)), "figure")

@@ -83,8 +83,8 @@ def required_servers(k: int, c: float | Fraction, chain: bool = True) -> int:
 
     A k-block is submitted every k c and a verification takes 1, so ceil(1 / (k c)) of them
     overlap (the paper's count, and the authors' admissibility test). With `chain` one more
-    server runs the target-only task on the committed prefix (DESIGN.md section 2), which is
-    what the segment minimum min(D c + 1, u) stands for.
+    server runs the target-only task on the committed prefix (dsi_ref/scheduler.py, rule
+    3), which is what the segment minimum min(D c + 1, u) stands for.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InvalidConfig(f"lookahead k must be an int >= 1, got {show(k)}")

@@ -340,7 +340,14 @@ def how_to_complete(incomplete: list[Row]) -> list[str]:
         "    from <source, e.g. the paper's table>\"} and run: python -m dsi_ref table --file FILE",
         "  - or measure a pair on your GPU with `python -m gpu_runner profile`, which writes such",
         "    a file, then run: python -m dsi_ref table --file FILE",
-    ]
+    ] + (
+        [
+            "  profile measures latencies only: give the acceptance rate with --acceptance A",
+            "  (and --acceptance-source TEXT saying where A comes from) when you run it.",
+        ]
+        if "acceptance_rate" in fields
+        else []
+    )
 
 
 def format_table(
