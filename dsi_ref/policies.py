@@ -1,0 +1,82 @@
+"""Scheduling policies: what DSIScheduler does among the moves its six rules allow.
+
+The rules (dsi_ref.scheduler) say what is legal and keep the output lossless; a
+policy only picks among legal moves. Every knob below reads the past alone (what
+has been committed, which drafts are in hand, which tasks run and since when on the
+scheduler's predicted clock, the pool of servers), never a uniform of a position
+still to be verified, so every policy commits the sequential reference's tokens
+(T6) and has the target's output law (T1).
+
+Knobs:
+- `drafter_pause` (non-preemptive clock only): the drafter does not start a draft
+  whose pass would still run when a running verification task, which could reject
+  an earlier draft, ends. Such a draft would hold the drafter past the rejection
+  (a pass cannot be stopped), which SI never suffers: its drafter is idle while
+  the target verifies.
+- `spare_server` (non-preemptive clock only): a task that a rejection can cancel
+  while it runs (a target-only task, or a verification task whose first scored
+  position is beyond the committed prefix) never takes the last free server. The
+  head verification task (first scored position = committed count) may: it is
+  what SI would run.
+- `extend_on_start` (non-preemptive clock only): a queued verification task that
+  reaches a server scores every draft ready by then, not only the k it was cut at
+  (it is resubmitted with the longer block at the instant it starts).
+- `fresh_blocks` (non-preemptive clock only): the draft made beside a verification
+  task (at its last scored position, SI's bonus position) belongs to that task, and
+  the next block holds k drafts after it. The paper counts it as the next block's
+  first draft, so the next task scores only k - 1 new drafts and a cycle commits k
+  tokens where SI's commits k + 1.
+- `lookahead`: "fixed" (k drafts per block) or "heuristic", transformers' assisted
+  generation schedule: k grows by 2 after a block whose drafts were all accepted and
+  shrinks by 1 (not below 1) after a rejection. The run's `k` is the start value.
+
+On the preemptive clock (the paper's model) the first three knobs do nothing, so
+`safe` and `paper` run identically there: every result frozen before policies
+existed (benchmarks/golden.json) is reproduced by the default policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsi_ref.errors import InvalidConfig, show
+
+LOOKAHEADS = ("fixed", "heuristic")
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    drafter_pause: bool = False
+    spare_server: bool = False
+    extend_on_start: bool = False
+    fresh_blocks: bool = False
+    lookahead: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if self.lookahead not in LOOKAHEADS:
+            raise InvalidConfig(f"lookahead must be one of {LOOKAHEADS}, got {show(self.lookahead)}")
+
+
+PAPER = Policy("paper")
+_SAFE_KNOBS = {
+    "drafter_pause": True,
+    "spare_server": True,
+    "extend_on_start": True,
+    "fresh_blocks": True,
+}
+SAFE = Policy("safe", **_SAFE_KNOBS)
+ADAPTIVE = Policy("adaptive", lookahead="heuristic", **_SAFE_KNOBS)
+PAPER_ADAPTIVE = Policy("paper-adaptive", lookahead="heuristic")
+
+POLICIES: dict[str, Policy] = {p.name: p for p in (SAFE, PAPER, ADAPTIVE, PAPER_ADAPTIVE)}
+DEFAULT_POLICY = SAFE.name  # the one users should run: it matters only without preemption
+
+
+def get_policy(name: object) -> Policy:
+    """The policy called `name`; InvalidConfig naming the bad value and the choices."""
+    if isinstance(name, Policy):
+        return name
+    if not isinstance(name, str) or name not in POLICIES:
+        raise InvalidConfig(f"policy must be one of {sorted(POLICIES)}, got {show(name)}")
+    return POLICIES[name]
