@@ -26,9 +26,18 @@ Knobs:
   the next block holds k drafts after it. The paper counts it as the next block's
   first draft, so the next task scores only k - 1 new drafts and a cycle commits k
   tokens where SI's commits k + 1.
+- `max_speculative` (with spare_server): at most this many servers may be held
+  or run speculative tasks at once (None: no limit beyond the spare server).
 - `lookahead`: "fixed" (k drafts per block) or "heuristic", transformers' assisted
   generation schedule: k grows by 2 after a block whose drafts were all accepted and
   shrinks by 1 (not below 1) after a rejection. The run's `k` is the start value.
+
+Named policies: `safe` (the default: never slower than SI at the same k on every
+pattern checked, at P = 1..4; docs/theorems.md T7), `eager` (safe without the limit
+of one speculative server: faster in expectation with many servers, but only within
+D of SI pathwise), `paper` (the paper's: every move as early as possible; best in
+expectation with several servers, but it can lose to SI and, without preemption, to
+non-SI), and `adaptive` / `paper-adaptive` (safe / paper with the heuristic k).
 
 On the preemptive clock (the paper's model) the first three knobs do nothing, so
 `safe` and `paper` run identically there: every result frozen before policies
@@ -37,6 +46,7 @@ existed (benchmarks/golden.json) is reproduced by the default policy.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from dsi_ref.errors import InvalidConfig, show
@@ -51,25 +61,32 @@ class Policy:
     spare_server: bool = False
     extend_on_start: bool = False
     fresh_blocks: bool = False
+    max_speculative: int | None = None
+    chain: bool = True
     lookahead: str = "fixed"
 
     def __post_init__(self) -> None:
         if self.lookahead not in LOOKAHEADS:
-            raise InvalidConfig(f"lookahead must be one of {LOOKAHEADS}, got {show(self.lookahead)}")
+            raise InvalidConfig(
+                f"lookahead must be one of {LOOKAHEADS}, got {show(self.lookahead)}"
+            )
 
 
 PAPER = Policy("paper")
-_SAFE_KNOBS = {
-    "drafter_pause": True,
-    "spare_server": True,
-    "extend_on_start": True,
-    "fresh_blocks": True,
-}
-SAFE = Policy("safe", **_SAFE_KNOBS)
-ADAPTIVE = Policy("adaptive", lookahead="heuristic", **_SAFE_KNOBS)
+SAFE = Policy(
+    "safe",
+    drafter_pause=True,
+    spare_server=True,
+    extend_on_start=True,
+    fresh_blocks=True,
+    max_speculative=1,
+    chain=False,
+)
+EAGER = dataclasses.replace(SAFE, name="eager", max_speculative=None, chain=True)
+ADAPTIVE = dataclasses.replace(SAFE, name="adaptive", lookahead="heuristic")
 PAPER_ADAPTIVE = Policy("paper-adaptive", lookahead="heuristic")
 
-POLICIES: dict[str, Policy] = {p.name: p for p in (SAFE, PAPER, ADAPTIVE, PAPER_ADAPTIVE)}
+POLICIES: dict[str, Policy] = {p.name: p for p in (SAFE, EAGER, PAPER, ADAPTIVE, PAPER_ADAPTIVE)}
 DEFAULT_POLICY = SAFE.name  # the one users should run: it matters only without preemption
 
 

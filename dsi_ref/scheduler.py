@@ -273,6 +273,7 @@ class DSIScheduler(Generic[D]):
         self._spare = held and policy.spare_server
         self._extend = held and policy.extend_on_start
         self._fresh = held and policy.fresh_blocks
+        self._chain = preemptive or policy.chain  # rule 3 (at n - 1 it always runs)
         self._adaptive = policy.lookahead == "heuristic"
         # Rule 3 and the queue compare pass costs as integers: every cost is a multiple
         # of 1/denom, so comparing numerators is exact and no Fraction is compared per event.
@@ -523,7 +524,7 @@ class DSIScheduler(Generic[D]):
         self._draft_next(out)
         self._drop_useless(out)
         c = len(s.committed)
-        if c not in s.p_avail and not self._covered(c):
+        if c not in s.p_avail and not self._covered(c) and (self._chain or c == self.n - 1):
             self._submit("target", ChainView(s.chain, c), c, c, out)
         self._dispatch(out)
 
@@ -610,12 +611,28 @@ class DSIScheduler(Generic[D]):
             return t.first > c
         return t.first < self.n - 1
 
+    def _room_for_speculation(self, c: int) -> bool:
+        """May a speculative task start now? It must leave a server free, and at most
+        policy.max_speculative servers may be held or run speculative tasks."""
+        if self.servers.count(None) < 2:
+            return False
+        most = self.policy.max_speculative
+        if most is None:
+            return True
+        tasks = self.s.tasks
+        busy = sum(
+            1
+            for t in self.servers
+            if t == _HELD or (t is not None and self._speculative(tasks[t], c))
+        )
+        return busy < most
+
     def _dispatch(self, out: list[Command]) -> None:
         c = len(self.s.committed)
         tasks = self.s.tasks
         while self.queue and None in self.servers:
             ready = self.queue
-            if self._spare and self.servers.count(None) == 1:
+            if self._spare and not self._room_for_speculation(c):
                 ready = [i for i in self.queue if not self._speculative(tasks[i], c)]
                 if not ready:
                     break  # keep the last free server for the head verification

@@ -17,20 +17,21 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     T1 follows. PROVED by that argument; CHECKED exactly (below) for every named
     policy on both clocks.
 
-(b) `safe` is never slower than SI at the same k, pathwise, for P in {1, 2}, when
-    D0 <= T0 and D <= T. CHECKED ON INSTANCES ONLY (exhaustive: every pattern,
+(b) `safe` is never slower than SI at the same k, pathwise, for P in {1, 2, 3, 4},
+    when D0 <= T0 and D <= T. CHECKED ON INSTANCES ONLY (exhaustive: every pattern,
     n <= 6, k in {1, 2, 3}, seven latency settings); the written proof is open.
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a
     rejection is never delayed by it; the head verification always finds a server
-    (spare_server), so SI's verification is never queued behind held passes; and
-    a cycle scores k new drafts (fresh_blocks) as SI's does.
-    For P >= 3 it is FALSE: T0 = T = 1, D0 = D = 3/4, k = 1, P = 3, n = 6,
-    pattern (reject, accept, reject, accept, reject, reject): safe 27/4, SI 25/4.
-    Two target-only tasks run beside the head verification; one of them rejects the
-    draft at an SI bonus position while the next draft runs, and that draft holds
-    the drafter. What is checked instead for P = 3: T_safe <= T_SI + D on the same
-    grid (an additive bound, on instances only; the worst found is 2/3 D).
+    (spare_server) and at most one server is held or speculative
+    (max_speculative = 1), so SI's verification is never queued behind held
+    passes; and a cycle scores k new drafts (fresh_blocks) as SI's does.
+    Without the limit of one speculative server (`eager`) it is FALSE for P >= 3:
+    T0 = T = 1, D0 = D = 3/4, k = 1, P = 3, n = 6, pattern (reject, accept,
+    reject, accept, reject, reject): eager 27/4, SI 25/4. A target-only task
+    rejects the draft at an SI bonus position while the next draft runs, and that
+    draft holds the drafter. What is checked for `eager` at P = 3 instead:
+    T_eager <= T_SI + D on the same grid (additive; the worst found is 2/3 D).
 
 (c) No policy wins both: with non-preemptive passes, T0 = T = 1, D0 = D = 3/4,
     k = 2, n = 3 and any P, no non-anticipating policy is both never slower than
@@ -137,7 +138,7 @@ def worst_excess(
     commit-time excess against non-SI; with the worst instance and the run count."""
     from dsi_ref.pattern import PATTERN_DRAFTER, PATTERN_TARGET, PatternChooser
 
-    worst, where, runs = F(-10**9), None, 0
+    worst, where, runs = F(-(10**9)), None, 0
     name = policy if isinstance(policy, str) else "paper"
     parts = None if isinstance(policy, str) else _PolicyParts(policy)
     for lat in LATENCIES:
@@ -170,15 +171,15 @@ def worst_excess(
 
 @check(theorem="T7", method="exhaustive")
 def safe_never_slower_than_si() -> tuple[int, str]:
-    """(b): T_safe <= T_SI on every pattern for P in {1, 2}; <= T_SI + D for P = 3."""
+    """(b): T_safe <= T_SI on every pattern for P = 1..4; T_eager <= T_SI + D at P = 3."""
     total = 0
-    for servers in (1, 2):
+    for servers in (1, 2, 3, 4):
         worst, where, runs = worst_excess("safe", servers, "si")
         assert worst <= 0, f"P={servers}: safe slower than SI by {worst} D at {where}"
         total += runs
-    worst, where, runs = worst_excess("safe", 3, "si")
-    assert 0 < worst <= 1, f"P=3: safe - SI = {worst} D at {where} (expected in (0, 1])"
-    return total + runs, f"every pattern n <= {N_MAX}: safe <= SI (P = 1, 2), <= SI + D (P = 3)"
+    worst, where, runs = worst_excess("eager", 3, "si")
+    assert 0 < worst <= 1, f"P=3: eager - SI = {worst} D at {where} (expected in (0, 1])"
+    return total + runs, f"every pattern n <= {N_MAX}: safe <= SI (P = 1..4), eager <= SI + D"
 
 
 @check(theorem="T7", method="exhaustive")
@@ -208,11 +209,12 @@ def counterexamples_exact() -> tuple[int, str]:
     three_q = (F(1), F(1), F(3, 4), F(3, 4))
     # (b) at P = 3
     x = (False, True, False, True, False, False)
-    cfg = _cfg(6, 1, 3, three_q, "safe")
+    cfg = _cfg(6, 1, 3, three_q, "eager")
     assert (run_pattern("dsi", x, cfg).latency, run_pattern("si", x, cfg).latency) == (
         F(27, 4),
         F(25, 4),
     )
+    assert run_pattern("dsi", x, dataclasses.replace(cfg, policy="safe")).latency <= F(25, 4)
     # (c): the numbers of the impossibility argument, and each policy's side of it
     c3 = _cfg(3, 2, 4, three_q, "paper")
     assert run_pattern("si", (True, True, True), c3).latency == F(5, 2)
@@ -222,7 +224,7 @@ def counterexamples_exact() -> tuple[int, str]:
     safe = dataclasses.replace(c3, policy="safe")
     slow = run_pattern("dsi", (False, True, True), safe).commit_times[1]
     assert slow > 2, "safe gives T2 up at this instance (it must, by (c))"
-    return 4, "(b) P = 3: 27/4 > 25/4; (c): SI 5/2, N_1 = 2, paper late, safe late"
+    return 4, "(b) eager at P = 3: 27/4 > 25/4; (c): SI 5/2, N_1 = 2, paper late, safe late"
 
 
 def _pair(seed: int) -> tuple[LanguageModel, LanguageModel]:
@@ -245,12 +247,25 @@ def every_policy_lossless_and_schedule_independent() -> tuple[int, str]:
                 )
                 target, drafter = _pair(seed=i)
 
-                def both(ch: Chooser, cfg: RunConfig = cfg) -> bool:
+                def both(
+                    ch: Chooser,
+                    cfg: RunConfig = cfg,
+                    target: LanguageModel = target,
+                    drafter: LanguageModel = drafter,
+                ) -> bool:
                     got = run_dsi(target, drafter, cfg, chooser=ch).tokens
                     return got == reference_tokens(target, drafter, cfg, chooser=ch)
 
+                def tokens(
+                    ch: Chooser,
+                    cfg: RunConfig = cfg,
+                    target: LanguageModel = target,
+                    drafter: LanguageModel = drafter,
+                ) -> tuple[int, ...]:
+                    return run_dsi(target, drafter, cfg, chooser=ch).tokens
+
                 assert exact_law(both) == {True: 1}, f"{name} {cfg}: tokens != reference"
-                law = exact_law(lambda ch, cfg=cfg: run_dsi(target, drafter, cfg, chooser=ch).tokens)
+                law = exact_law(tokens)
                 want = target_law(target, cfg.sampling, cfg.max_tokens, cfg.prompt)
                 assert law == want, f"{name} {cfg}: law != target law"
                 n += 1

@@ -203,7 +203,10 @@ def test_contract_in_random_orders(
 
 def test_holds_happen() -> None:
     """The property above exercises held servers and a held drafter."""
-    holds = [drive(RunConfig(14, 3, 2, seed=s, preemptive=False, policy="paper"), s, 0.3)[1] for s in range(8)]
+    holds = [
+        drive(RunConfig(14, 3, 2, seed=s, preemptive=False, policy="paper"), s, 0.3)[1]
+        for s in range(8)
+    ]
     assert sum(holds) > 0
 
 
@@ -280,14 +283,15 @@ def test_virtual_non_preemptive(
 
 
 def test_non_preemptive_can_be_faster() -> None:
-    """Not a theorem: holding a server can change the dispatch order for the better.
+    """Not a theorem: holding a server can change the dispatch order for the better
+    (the paper's policy; `safe` schedules differently without preemption).
 
     T0 = 1/10, T = 1/4, per_position = 1/10, D0 = D = 1/10, k = 3, P = 3, five tokens,
     pattern accept, reject, accept, accept, reject: preemptive 1, non-preemptive 19/20.
     """
     tl, dl = Latency(F(1, 10), F(1, 4), F(1, 10)), Latency(F(1, 10), F(1, 10))
     pattern = [True, False, True, True, False]
-    pre_cfg = RunConfig(5, 3, 3, target_latency=tl, drafter_latency=dl)
+    pre_cfg = RunConfig(5, 3, 3, target_latency=tl, drafter_latency=dl, policy="paper")
     pre = run_pattern("dsi", pattern, pre_cfg)
     non = run_pattern("dsi", pattern, dataclasses.replace(pre_cfg, preemptive=False))
     assert (pre.latency, non.latency) == (F(1), F(19, 20))
