@@ -593,6 +593,7 @@ class DSIScheduler(Generic[D]):
             if t.last < c or (
                 t.kind == "target"
                 and t.server is None
+                # exclude: a queued task must not count as covering its own position
                 and (t.first in s.p_avail or self._covered(t.first, exclude=tid))
             ):
                 self._cancel(tid, "useless", out)
