@@ -34,6 +34,7 @@ from dsi_ref.fileio import MAX_JSON_BYTES
 from dsi_ref.latency import MAX_NUMBER_CHARS, Latency, parse_fraction
 from dsi_ref.outputs import OutputPath, check_outputs, per_name_paths, write_outputs
 from dsi_ref.pairs import DEFAULT_PAIR, PAIRS, Pair, get_pair
+from dsi_ref.policies import DEFAULT_POLICY, POLICIES
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, SamplingConfig
 from dsi_ref.trace import DEFAULT_TOL, load_trace, trace_writer
@@ -169,6 +170,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         drafter_latency=Latency.of(args.drafter_ttft, args.drafter_tpot, "drafter"),
         prompt=_prompt(args.prompt),
         point_mass_proposal=args.point_mass,
+        policy=args.policy,
     )
 
 
@@ -425,6 +427,12 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--point-mass", action="store_true", help="verify drafts as point-mass proposals"
     )
     p.add_argument("--trace", metavar="FILE", help="write the trace JSON (NAME.<alg>.EXT if all)")
+    p.add_argument(
+        "--policy",
+        choices=sorted(POLICIES),
+        default=DEFAULT_POLICY,
+        help=f"DSI scheduling policy (default {DEFAULT_POLICY}; docs/theorems.md T7)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--progress", action="store_true", help="report each finished run on stderr")
     p.add_argument("--show-tokens", type=_count, default=8, help="tokens shown per algorithm")

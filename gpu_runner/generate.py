@@ -12,6 +12,7 @@ from transformers import PreTrainedModel
 
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
+from dsi_ref.policies import DEFAULT_POLICY
 from dsi_ref.sampling import SamplingConfig
 from gpu_runner.api import RunnerConfig, run
 from gpu_runner.devices import server_devices
@@ -111,6 +112,7 @@ def generate(
     acceptance: float | None = None,
     record: bool = False,
     progress: Callable[[int], Any] | None = None,
+    policy: str = DEFAULT_POLICY,
 ) -> RealRun:
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
@@ -121,14 +123,17 @@ def generate(
     target servers' devices (round-robin; servers on one device share one weight
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
     seconds pads every pass to a fixed wait (latency-injected mode); `acceptance`
-    switches to timing mode (keyed Bernoulli acceptance). Returns tokens, wall
+    switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's
+    scheduling policy (dsi_ref.policies). Returns tokens, wall
     times, counters, costs and (with record=True) a trace dsi_ref's checker reads.
     """
     sampling = SamplingConfig(
         greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
     )
     waits = latency_waits(inject_target, inject_drafter, replace_forward)
-    cfg = RunnerConfig(algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance)
+    cfg = RunnerConfig(
+        algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance, policy
+    )
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)
     devs = server_devices(devices, cfg.servers if algorithm == "dsi" else 1, exclusive)
