@@ -17,9 +17,11 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     T1 follows. PROVED by that argument; CHECKED exactly (below) for every named
     policy on both clocks.
 
-(b) `safe` is never slower than SI at the same k, pathwise, for P in {1, 2, 3, 4},
+(b) `safe` is never slower than SI at the same k, pathwise, for every P >= 1,
     when D0 <= T0 and D <= T. CHECKED ON INSTANCES ONLY (exhaustive: every pattern,
-    n <= 6, k in {1, 2, 3}, seven latency settings); the written proof is open.
+    n <= 6, k in {1, 2, 3}, seven latency settings, P = 1, 2, 3; and safe never has
+    more than 2 servers busy or held, so every P >= 3 runs as P = 3: checked on the
+    grid and on 300 random runs up to n = 40); the written proof is open.
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a
     rejection is never delayed by it; the head verification always finds a server
@@ -73,10 +75,10 @@ from dsi_ref.latency import Latency
 from dsi_ref.law import target_law
 from dsi_ref.models import LanguageModel, random_markov
 from dsi_ref.pattern import run_pattern
-from dsi_ref.policies import POLICIES, SAFE, Policy
+from dsi_ref.policies import POLICIES, SAFE, Policy, get_policy
 from dsi_ref.prob import Dist
 from dsi_ref.randomness import Chooser
-from dsi_ref.scheduler import DSIScheduler
+from dsi_ref.scheduler import Command, DSIScheduler
 from dsi_ref.sequential import reference_tokens
 from dsi_ref.verify import VerifyRule
 from dsi_ref.virtual import run_dsi
@@ -110,13 +112,15 @@ def _cfg(n: int, k: int, servers: int, lat: tuple[F, F, F, F], policy: str) -> R
 
 
 class _PolicyParts(RunParts):
-    """Runs DSI with a policy object that has no name in the registry (a planted one)."""
+    """Runs DSI with a policy object that has no name in the registry (a planted one),
+    optionally on a planted scheduler class."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, cls: type[DSIScheduler[Dist]] = DSIScheduler[Dist]) -> None:
         self.policy = policy
+        self.cls = cls
 
     def scheduler(self, cfg: RunConfig, rule: VerifyRule[Dist]) -> DSIScheduler[Dist]:
-        return DSIScheduler(
+        return self.cls(
             cfg.max_tokens,
             cfg.k,
             cfg.servers,
@@ -171,15 +175,86 @@ def worst_excess(
 
 @check(theorem="T7", method="exhaustive")
 def safe_never_slower_than_si() -> tuple[int, str]:
-    """(b): T_safe <= T_SI on every pattern for P = 1..4; T_eager <= T_SI + D at P = 3."""
+    """(b): T_safe <= T_SI on every pattern for P = 1, 2, 3 (every P >= 3: the check
+    below); T_eager <= T_SI + D at P = 3."""
     total = 0
-    for servers in (1, 2, 3, 4):
+    for servers in (1, 2, 3):
         worst, where, runs = worst_excess("safe", servers, "si")
         assert worst <= 0, f"P={servers}: safe slower than SI by {worst} D at {where}"
         total += runs
     worst, where, runs = worst_excess("eager", 3, "si")
     assert 0 < worst <= 1, f"P=3: eager - SI = {worst} D at {where} (expected in (0, 1])"
-    return total + runs, f"every pattern n <= {N_MAX}: safe <= SI (P = 1..4), eager <= SI + D"
+    return total + runs, f"every pattern n <= {N_MAX}: safe <= SI (P = 1, 2, 3), eager <= SI + D"
+
+
+class _CountsServers(DSIScheduler[Dist]):
+    """Records the most servers busy or held at once."""
+
+    most = 0
+
+    def _dispatch(self, out: list[Command]) -> None:
+        super()._dispatch(out)
+        used = sum(t is not None for t in self.servers)
+        _CountsServers.most = max(_CountsServers.most, used)
+
+
+def _same_for_large_p(policy: str, cases: list[tuple[RunConfig, tuple[bool, ...]]]) -> int:
+    """The most servers `policy` uses at P = 16; AssertionError if a schedule at P = 3
+    differs from the one at P = 16 (commit times)."""
+    from dsi_ref.pattern import PATTERN_DRAFTER, PATTERN_TARGET, PatternChooser
+
+    parts = _PolicyParts(get_policy(policy), _CountsServers)
+    _CountsServers.most = 0
+    for cfg, pat in cases:
+        wide = dataclasses.replace(cfg, servers=16)
+        big = run_dsi(
+            PATTERN_TARGET, PATTERN_DRAFTER, wide, chooser=PatternChooser(pat), parts=parts
+        )
+        three = run_pattern("dsi", pat, dataclasses.replace(cfg, servers=3))
+        assert big.commit_times == three.commit_times, f"{policy}: P = 3 != P = 16 at {cfg} {pat}"
+    return _CountsServers.most
+
+
+@check(theorem="T7", method="exhaustive")
+def safe_schedule_is_the_same_for_every_p_from_3() -> tuple[int, str]:
+    """(b) for every P: safe never has more than 2 servers busy or held at once, so
+    its schedule at any P >= 3 is its schedule at P = 3 (the dispatch reads P only
+    through 'a server is free' and 'two servers are free'). Checked: the grid of (b)
+    and 300 random longer runs (n <= 40, k <= 6), P = 3 against P = 16. Planted:
+    `eager` uses more servers and its schedule changes with P."""
+    import random
+
+    grid = [
+        (_cfg(n, k, 3, lat, "safe"), pat)
+        for lat in LATENCIES
+        for k in (1, 2, 3)
+        for n in range(1, N_MAX + 1)
+        for pat in itertools.product((False, True), repeat=n)
+    ]
+    rng = random.Random(7)
+    grid += [
+        (
+            _cfg(
+                n,
+                rng.randint(1, 6),
+                3,
+                (F(rng.randint(1, 4)), F(1), F(rng.randint(1, 8), 8), F(rng.randint(1, 8), 8)),
+                "safe",
+            ),
+            tuple(rng.random() < 0.8 for _ in range(n)),
+        )
+        for n in (rng.randint(7, 40) for _ in range(300))
+    ]
+    most = _same_for_large_p("safe", grid)
+    assert most <= 2, f"safe used {most} servers at once"
+    eager = [(dataclasses.replace(cfg, policy="eager"), pat) for cfg, pat in grid]
+    try:
+        _same_for_large_p("eager", eager)
+    except AssertionError:
+        pass
+    else:
+        raise AssertionError("planted: eager's schedule should depend on P beyond 3")
+    return len(grid), f"safe: at most {most} servers busy or held; P = 3 == P = 16 on every run"
 
 
 @check(theorem="T7", method="exhaustive")
@@ -225,6 +300,39 @@ def counterexamples_exact() -> tuple[int, str]:
     slow = run_pattern("dsi", (False, True, True), safe).commit_times[1]
     assert slow > 2, "safe gives T2 up at this instance (it must, by (c))"
     return 4, "(b) eager at P = 3: 27/4 > 25/4; (c): SI 5/2, N_1 = 2, paper late, safe late"
+
+
+class _KeepsP(DSIScheduler[Dist]):
+    """Planted: a 'policy' that saves passes by keeping the p it has in hand across a
+    rejection. That p was computed on a prefix that is no longer committed, which is
+    what (a)'s argument forbids; the exact check below catches it."""
+
+    def _reject(self, out: list[Command]) -> None:
+        kept = dict(self.s.p_avail)
+        super()._reject(out)
+        c = len(self.s.committed)
+        self.s.p_avail.update({j: v for j, v in kept.items() if j >= c})
+
+
+@check(theorem="T7", method="enumeration")
+def planted_lossy_policy_is_caught() -> tuple[int, str]:
+    """(a) fails for a scheduler that reuses p across a rejection: its exact law differs."""
+    lat = (F(1), F(1), F(1, 4), F(1, 4))
+    cfg = dataclasses.replace(_cfg(3, 2, 2, lat, "paper"), preemptive=True)
+    parts = _PolicyParts(get_policy("paper"), _KeepsP)
+    caught = 0
+    for seed in range(4):
+        target, drafter = _pair(seed)
+
+        def tokens(
+            ch: Chooser, t: LanguageModel = target, d: LanguageModel = drafter
+        ) -> tuple[int, ...]:
+            return run_dsi(t, d, cfg, chooser=ch, parts=parts).tokens
+
+        law = exact_law(tokens)
+        caught += law != target_law(target, cfg.sampling, cfg.max_tokens, cfg.prompt)
+    assert caught > 0, "keeping p across a rejection should change the output law"
+    return 4, f"p kept across a rejection: law != target law on {caught} of 4 pairs"
 
 
 def _pair(seed: int) -> tuple[LanguageModel, LanguageModel]:
