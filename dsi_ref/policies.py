@@ -31,13 +31,18 @@ Knobs:
 - `lookahead`: "fixed" (k drafts per block) or "heuristic", transformers' assisted
   generation schedule: k grows by 2 after a block whose drafts were all accepted and
   shrinks by 1 (not below 1) after a rejection. The run's `k` is the start value.
+  Or "measured": after every verdict, k is the one that minimises SI's long-run
+  latency per token, (k c + 1) / (1 + a + ... + a^k) (dsi_ref.theory.closed_form),
+  at the measured acceptance a = (accepted + 1) / (verdicts + 2) (verdicts so far,
+  a uniform prior) and c = drafter TPOT / target TPOT (`best_k`).
 
 Named policies: `safe` (the default: never slower than SI at the same k on every
 pattern checked, at P = 1..4; docs/theorems.md T7), `eager` (safe without the limit
 of one speculative server: faster in expectation with many servers, but only within
 D of SI pathwise), `paper` (the paper's: every move as early as possible; best in
 expectation with several servers, but it can lose to SI and, without preemption, to
-non-SI), and `adaptive` / `paper-adaptive` (safe / paper with the heuristic k).
+non-SI), `adaptive` / `paper-adaptive` (safe / paper with the heuristic k) and
+`measured` (safe with the k that measured acceptance and pass costs call for).
 
 On the preemptive clock (the paper's model) the first three knobs do nothing, so
 `safe` and `paper` run identically there: every result frozen before policies
@@ -47,11 +52,13 @@ existed (benchmarks/golden.json) is reproduced by the default policy.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from dsi_ref.errors import InvalidConfig, show
 
-LOOKAHEADS = ("fixed", "heuristic")
+LOOKAHEADS = ("fixed", "heuristic", "measured")
+MAX_MEASURED_K = 32  # the largest k the "measured" lookahead picks
 
 
 @dataclass(frozen=True)
@@ -84,9 +91,12 @@ SAFE = Policy(
 )
 EAGER = dataclasses.replace(SAFE, name="eager", max_speculative=None, chain=True)
 ADAPTIVE = dataclasses.replace(SAFE, name="adaptive", lookahead="heuristic")
+MEASURED = dataclasses.replace(SAFE, name="measured", lookahead="measured")
 PAPER_ADAPTIVE = Policy("paper-adaptive", lookahead="heuristic")
 
-POLICIES: dict[str, Policy] = {p.name: p for p in (SAFE, EAGER, PAPER, ADAPTIVE, PAPER_ADAPTIVE)}
+POLICIES: dict[str, Policy] = {
+    p.name: p for p in (SAFE, EAGER, PAPER, ADAPTIVE, MEASURED, PAPER_ADAPTIVE)
+}
 DEFAULT_POLICY = SAFE.name  # the one users should run: it matters only without preemption
 
 
@@ -97,3 +107,19 @@ def get_policy(name: object) -> Policy:
     if not isinstance(name, str) or name not in POLICIES:
         raise InvalidConfig(f"policy must be one of {sorted(POLICIES)}, got {show(name)}")
     return POLICIES[name]
+
+
+def best_k(accepted: int, verdicts: int, c: float, most: int = MAX_MEASURED_K) -> int:
+    """The k in 1..most minimising SI's long-run latency per token (k c + 1) / (1 + a +
+    ... + a^k) at a = (accepted + 1) / (verdicts + 2): the renewal-reward rate of
+    dsi_ref.theory.closed_form.si_rate, in floats (it runs after every verdict)."""
+    a = (accepted + 1) / (verdicts + 2)
+    best, best_rate = 1, math.inf
+    tokens, power = 1.0, 1.0
+    for k in range(1, most + 1):
+        power *= a
+        tokens += power
+        rate = (k * c + 1) / tokens
+        if rate < best_rate:
+            best, best_rate = k, rate
+    return best

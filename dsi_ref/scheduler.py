@@ -89,7 +89,7 @@ from typing import Any, Generic, TypeVar
 from dsi_ref.chain import ChainView, TokenChain
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, show
-from dsi_ref.policies import PAPER, Policy, get_policy
+from dsi_ref.policies import PAPER, Policy, best_k, get_policy
 from dsi_ref.result import Counters
 from dsi_ref.verify import VerifyRule
 
@@ -275,6 +275,7 @@ class DSIScheduler(Generic[D]):
         self._fresh = held and policy.fresh_blocks
         self._chain = preemptive or policy.chain  # rule 3 (at n - 1 it always runs)
         self._adaptive = policy.lookahead == "heuristic"
+        self._measured = policy.lookahead == "measured"
         # Rule 3 and the queue compare pass costs as integers: every cost is a multiple
         # of 1/denom, so comparing numerators is exact and no Fraction is compared per event.
         denom = math.lcm(
@@ -544,11 +545,21 @@ class DSIScheduler(Generic[D]):
                 s.drafts.pop(0)  # the chain is unchanged: its token at c is now committed
                 if self._adaptive and self._done_last.get(tid) == c + 1:
                     self.k = min(self.k + 2, self.n)  # the block's last draft passed
+                if self._measured:
+                    self._measure()
                 continue
             self.counters.drafts_rejected += 1
             if self._adaptive:
                 self.k = max(1, self.k - 1)
+            if self._measured:
+                self._measure()
             self._reject(out)
+
+    def _measure(self) -> None:
+        """The "measured" lookahead: k from the verdicts so far (dsi_ref.policies.best_k)."""
+        done = self.counters.drafts_accepted + self.counters.drafts_rejected
+        c = self._draft_cost[1] / self._base[1] if self._base[1] else 0.0
+        self.k = best_k(self.counters.drafts_accepted, done, c)
 
     def _reject(self, out: list[Command]) -> None:
         """The last committed token replaced a draft: drop everything built on it."""

@@ -28,8 +28,9 @@ from dsi_ref.errors import InvalidConfig
 from dsi_ref.latency import Latency
 from dsi_ref.models import LanguageModel, MixtureDrafter, random_dist, random_markov
 from dsi_ref.pattern import PATTERN_DRAFTER, PATTERN_TARGET, PatternChooser
-from dsi_ref.policies import DEFAULT_POLICY, POLICIES, Policy, get_policy
+from dsi_ref.policies import DEFAULT_POLICY, MAX_MEASURED_K, POLICIES, Policy, best_k, get_policy
 from dsi_ref.sequential import reference_tokens
+from dsi_ref.theory.closed_form import si_rate
 from dsi_ref.virtual import run_dsi
 
 
@@ -131,3 +132,23 @@ def test_cli_policy_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert adaptive != paper  # the lookahead changed the schedule
     assert main(["run", "--policy", "fastest"], io.StringIO()) == 2
     assert "'fastest'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("a", [F(1, 10), F(1, 2), F(4, 5), F(19, 20)])
+@pytest.mark.parametrize("c", [F(1, 100), F(1, 10), F(1, 2), F(9, 10)])
+def test_best_k_is_the_closed_form_argmin(a: F, c: F) -> None:
+    """best_k (floats, every verdict) picks closed_form.si_rate's exact argmin."""
+    # accepted + 1 = a (verdicts + 2): a = 1/10 at (1, 18), 1/2 at (1, 2), ...
+    acc, verdicts = a.numerator * 20 - 1, a.denominator * 20 - 2
+    assert F(acc + 1, verdicts + 2) == a
+    want = min(range(1, MAX_MEASURED_K + 1), key=lambda k: si_rate(a, c, k))
+    assert best_k(acc, verdicts, float(c)) == want
+
+
+def test_measured_lookahead_follows_acceptance() -> None:
+    """All accepted: k climbs to the cap's neighbourhood; all rejected: k = 1."""
+    half = Latency.of(F(1, 10), F(1, 10))
+    cfg = RunConfig(40, 2, 1, policy="measured", drafter_latency=half, preemptive=False)
+    grown = _blocks((True,) * 40, cfg)
+    assert grown[0] == 2 and max(grown) > 8, grown
+    assert set(_blocks((False,) * 40, cfg)) <= {1, 2}
