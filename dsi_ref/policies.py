@@ -28,6 +28,9 @@ Knobs:
   tokens where SI's commits k + 1.
 - `max_speculative` (with spare_server): at most this many servers may be held
   or run speculative tasks at once (None: no limit beyond the spare server).
+- `chain` (non-preemptive clock only): False: no target-only task (rule 3) except at
+  the last position (nothing else scores it once its drafts are committed). Each such
+  task is speculative, and one that a verification overtakes still holds its server.
 - `lookahead`: "fixed" (k drafts per block) or "heuristic", transformers' assisted
   generation schedule: k grows by 2 after a block whose drafts were all accepted and
   shrinks by 1 (not below 1) after a rejection. The run's `k` is the start value.
@@ -44,7 +47,7 @@ expectation with several servers, but it can lose to SI and, without preemption,
 non-SI), `adaptive` / `paper-adaptive` (safe / paper with the heuristic k) and
 `measured` (safe with the k that measured acceptance and pass costs call for).
 
-On the preemptive clock (the paper's model) the first three knobs do nothing, so
+On the preemptive clock (the paper's model) every knob but `lookahead` does nothing, so
 `safe` and `paper` run identically there: every result frozen before policies
 existed (benchmarks/golden.json) is reproduced by the default policy.
 """
