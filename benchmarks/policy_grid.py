@@ -15,8 +15,8 @@ except `same_k_worst`, which is pathwise). For each P in 1..3 (the default polic
 - same_k_worst: min over k and patterns of SI(k) / safe(k), pathwise (the T7 aim:
   >= 1 means safe was never slower than SI at the same k on any pattern here);
 - nonsi_over_safe: non-SI (n target passes) / safe's best;
-- si_over_paper, si_over_eager, nonsi_over_paper: the same for the other policies
-  (each at its own best k; same clock and P).
+- si_over_paper, si_over_eager, nonsi_over_paper, nonsi_over_eager: the same for
+  the other policies (each at its own best k; same clock and P).
 
 Pure Python: about 0.01 s per DSI run of 64 tokens, so the default (every other
 grid value: 11 x 11 cells, k <= 10, 4 patterns) takes several minutes.
@@ -30,6 +30,7 @@ import random
 import statistics
 import sys
 from fractions import Fraction
+from typing import Any
 
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
@@ -82,9 +83,35 @@ def cell(c: float, a: float, n: int, reps: int, kmax: int, seed: int) -> list[di
                 "si_over_paper": si_best / min(v[0] for v in paper.values()),
                 "si_over_eager": si_best / min(v[0] for v in eager.values()),
                 "nonsi_over_paper": n / min(v[0] for v in paper.values()),
+                "nonsi_over_eager": n / min(v[0] for v in eager.values()),
             }
         )
     return rows
+
+
+def markdown(rows: list[dict[str, object]], key: str, p: int) -> str:
+    """A c (rows) x a (columns) table of `key` at P = p."""
+    sub = [r for r in rows if int(str(r["P"])) == p]
+    cs = sorted({float(str(r["c"])) for r in sub})
+    as_ = sorted({float(str(r["a"])) for r in sub})
+    val = {(float(str(r["c"])), float(str(r["a"]))): float(str(r[key])) for r in sub}
+    lines = ["| c \\ a | " + " | ".join(f"{a:g}" for a in as_) + " |"]
+    lines.append("|---" * (len(as_) + 1) + "|")
+    for c in cs:
+        lines.append(f"| {c:g} | " + " | ".join(f"{val[c, a]:.2f}" for a in as_) + " |")
+    return "\n".join(lines)
+
+
+def summary(rows: list[dict[str, object]]) -> None:
+    for p in (1, 2, 3):
+        sub = [r for r in rows if int(str(r["P"])) == p]
+        for key in list(sub[0])[5:]:
+            xs = [float(str(r[key])) for r in sub]
+            print(
+                f"P={p} {key}: min {min(xs):.4f} median {statistics.median(xs):.4f} "
+                f"max {max(xs):.4f}; cells > 1: {sum(x > 1 for x in xs)}/{len(xs)}, "
+                f"< 1: {sum(x < 1 for x in xs)}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,9 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=4)
     ap.add_argument("--kmax", type=int, default=10)
     ap.add_argument("--out", default="out/policy_grid.csv")
+    ap.add_argument("--from-csv", help="summarise an earlier run's CSV instead of running")
+    ap.add_argument("--markdown", nargs="*", default=[], help="columns to print as tables")
     args = ap.parse_args(argv)
+    if args.from_csv:
+        with open(args.from_csv, newline="") as f:
+            rows: list[dict[str, Any]] = list(csv.DictReader(f))
+        summary(rows)
+        for key in args.markdown:
+            for p in (1, 3):
+                print(f"\n{key}, P = {p}\n\n{markdown(rows, key, p)}")
+        return 0
     values = GRID[:: args.step]
-    rows: list[dict[str, object]] = []
+    rows = []
     for c in values:
         for j, a in enumerate(values):
             rows += cell(c, a, args.n, args.reps, args.kmax, seed=1000 * j + 7)
@@ -105,14 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    for p in (1, 2, 3):
-        sub = [r for r in rows if r["P"] == p]
-        for key in list(sub[0])[5:]:
-            xs = [float(str(r[key])) for r in sub]
-            print(
-                f"P={p} {key}: min {min(xs):.4f} median {statistics.median(xs):.4f} "
-                f"max {max(xs):.4f}; cells > 1: {sum(x > 1 for x in xs)}/{len(xs)}"
-            )
+    summary(rows)
+    for key in args.markdown:
+        for p in (1, 3):
+            print(f"\n{key}, P = {p}\n\n{markdown(rows, key, p)}")
     return 0
 
 
