@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import random
 import statistics
 import sys
@@ -114,6 +115,29 @@ def summary(rows: list[dict[str, object]]) -> None:
             )
 
 
+def example(reps: int = 20) -> str:
+    """Issue 12's setting: a 27M/2.4M Llama pair's pass costs (target 16.2 ms, drafter
+    1.5 ms per decode pass), 96 tokens, a = 0.8; mean seconds over `reps` patterns."""
+    rng = random.Random(12)
+    pats = [tuple(rng.random() < 0.8 for _ in range(96)) for _ in range(reps)]
+    t, d = Latency.of("0.0162", "0.0162"), Latency.of("0.0015", "0.0015")
+
+    def mean(alg: str, k: int, p: int, policy: str) -> float:
+        cfg = RunConfig(96, k, p, target_latency=t, drafter_latency=d, preemptive=False)
+        cfg = dataclasses.replace(cfg, policy=policy)
+        return statistics.fmean(float(run_pattern(alg, x, cfg).latency) for x in pats)
+
+    names = ("paper", "safe", "eager", "measured")
+    head = "| k | SI | " + " | ".join(f"{n} P={p}" for n in names for p in (1, 2, 4)) + " |"
+    lines = [head, "|---" * (2 + 3 * len(names)) + "|"]
+    for k in (2, 3, 5):
+        cells = [mean("si", k, 1, "safe")] + [
+            mean("dsi", k, p, n) for n in names for p in (1, 2, 4)
+        ]
+        lines.append(f"| {k} | " + " | ".join(f"{x:.3f}" for x in cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--step", type=int, default=2, help="take every STEP-th grid value")
@@ -123,7 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="out/policy_grid.csv")
     ap.add_argument("--from-csv", help="summarise an earlier run's CSV instead of running")
     ap.add_argument("--markdown", nargs="*", default=[], help="columns to print as tables")
+    ap.add_argument("--example", action="store_true", help="issue 12's 96-token example only")
     args = ap.parse_args(argv)
+    if args.example:
+        print(example())
+        return 0
     if args.from_csv:
         with open(args.from_csv, newline="") as f:
             rows: list[dict[str, Any]] = list(csv.DictReader(f))
