@@ -57,9 +57,13 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
 Checks (registered below), all on the real code:
 - exact enumeration: every named policy, both clocks: the exact law of "DSI's
   tokens == reference_tokens" under one enumerating chooser is {True: 1}, and the
-  exact output law equals target_law.
+  exact output law equals target_law. Planted: a scheduler that keeps p across a
+  rejection; its exact law differs from the target's.
 - exhaustive (b) and the additive bounds, with planted policies that break (b):
   `paper` (slower than SI at P = 1) and `safe` without fresh_blocks.
+- (b) for every P: safe's schedule at P = 3 equals its schedule at P = 16 (at most
+  two servers busy or held), on the grid and on 300 longer random runs; planted:
+  `eager`, whose schedule depends on P.
 - the counterexamples of (b) and (c) as exact numbers.
 """
 
