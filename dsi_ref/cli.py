@@ -171,6 +171,7 @@ def _config(args: argparse.Namespace) -> RunConfig:
         prompt=_prompt(args.prompt),
         point_mass_proposal=args.point_mass,
         policy=args.policy,
+        preemptive=not args.no_preemption,
     )
 
 
@@ -192,6 +193,9 @@ def _config_line(cfg: RunConfig) -> str:
     t, d = cfg.target_latency, cfg.drafter_latency
     extra = ", point-mass proposals" if cfg.point_mass_proposal else ""
     prompt = f", prompt {list(cfg.prompt)}" if cfg.prompt else ""
+    if not cfg.preemptive or cfg.policy != DEFAULT_POLICY:  # shown when not the defaults
+        clock = "preemptive" if cfg.preemptive else "non-preemptive"
+        extra += f", policy {cfg.policy}, {clock} clock"
     return (
         f"{cfg.max_tokens} tokens, k={cfg.k}, P={cfg.servers} servers, seed {cfg.seed}, "
         f"{cfg.sampling.describe()}{extra}{prompt}; "
@@ -432,6 +436,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         choices=sorted(POLICIES),
         default=DEFAULT_POLICY,
         help=f"DSI scheduling policy (default {DEFAULT_POLICY}; docs/theorems.md T7)",
+    )
+    p.add_argument(
+        "--no-preemption",
+        action="store_true",
+        help="a cancelled pass runs to its end (as on a GPU); the policies act here",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--progress", action="store_true", help="report each finished run on stderr")

@@ -130,6 +130,17 @@ def test_cli_policy_flag(capsys: pytest.CaptureFixture[str]) -> None:
     paper = json.loads(out.getvalue())["results"][0]
     assert adaptive["tokens"] == paper["tokens"]  # schedule independence
     assert adaptive != paper  # the lookahead changed the schedule
+    out = io.StringIO()
+    assert main([*argv[:-1], "--policy", "paper", "--no-preemption"], out) == 0
+    assert "policy paper, non-preemptive clock" in out.getvalue()
+    runs = []
+    for flags in ([], ["--no-preemption"]):
+        out = io.StringIO()
+        assert main([*argv, "--policy", "safe", *flags], out) == 0
+        runs.append(json.loads(out.getvalue())["results"][0])
+    assert runs[0]["tokens"] == runs[1]["tokens"] == paper["tokens"]
+    # recorded: 15 time units and 15 target passes preemptive, 31/2 and 9 without
+    assert (runs[0]["latency"], runs[1]["latency"]) == ("15", "31/2")
     assert main(["run", "--policy", "fastest"], io.StringIO()) == 2
     assert "'fastest'" in capsys.readouterr().err
 
