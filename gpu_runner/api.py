@@ -16,6 +16,7 @@ from dsi_ref.policies import DEFAULT_POLICY, get_policy
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.verify import TokenRule
 from gpu_runner.dsi_exec import run_dsi_real
+from gpu_runner.errors import ModelLoadError
 from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.loading import vocab_size
 from gpu_runner.passes import BernoulliRule, PassMaker, Waits
@@ -110,6 +111,29 @@ def place_servers(
     return out
 
 
+def check_progress(progress: object) -> None:
+    if progress is not None and not callable(progress):
+        raise InvalidConfig(
+            "progress must be None or a callable taking the number of tokens done, got "
+            f"{show(progress)}"
+        )
+
+
+def check_models(target: object, drafter: object) -> None:
+    """Both are torch modules with real weights (meta-device weights have no values)."""
+    for name, m in (("target", target), ("drafter", drafter)):
+        if not isinstance(m, torch.nn.Module):
+            raise InvalidConfig(f"{name} must be a torch.nn.Module, got {show(m)}")
+        params = list(m.parameters())
+        if not params:
+            raise ModelLoadError(f"{name} {type(m).__name__} has no parameters")
+        if any(p.is_meta for p in params):
+            raise ModelLoadError(
+                f"{name} {type(m).__name__} has weights on the meta device (shapes only, no "
+                "values): load real weights first"
+            )
+
+
 def run(
     target: torch.nn.Module,
     drafter: torch.nn.Module,
@@ -125,6 +149,8 @@ def run(
 
     `passes` replaces what each pass computes (tests inject faulty ones here).
     """
+    check_models(target, drafter)
+    check_progress(progress)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one intra-op thread per CPU worker: more only fight for cores
     try:

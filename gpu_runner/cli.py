@@ -10,7 +10,10 @@ Exit codes: 0 ok, 1 a run's trace failed dsi_ref's checker, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -36,6 +39,55 @@ def _fraction(text: str) -> Fraction:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+# Options whose value may start with "-": argparse would read "-1,1" as an option (it lets only
+# plain negative numbers through), so "--inject-target -1,1" is joined to "--inject-target=-1,1"
+# and reaches the value check, which names it.
+_SIGNED = frozenset(
+    (
+        "--inject-target",
+        "--inject-drafter",
+        "--temperature",
+        "--top-k",
+        "--top-p",
+        "--seed",
+        "--acceptance",
+        "--k",
+        "--servers",
+        "--max-new-tokens",
+        "--prompt",
+    )
+)
+_DASH_VALUE = re.compile(r"-[\d.]")
+
+
+def _join_signed(args: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return out + args[i:]
+        nxt = args[i + 1] if i + 1 < len(args) else None
+        if a in _SIGNED and nxt is not None and (_DASH_VALUE.match(nxt) or a == "--prompt"):
+            out.append(f"{a}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def prompt_bytes(prompt: str) -> list[int]:
+    """The bytes the user typed: argv is decoded with surrogateescape, os.fsencode undoes it."""
+    try:
+        return list(os.fsencode(prompt))
+    except UnicodeEncodeError as e:
+        raise DSIError(
+            f"--prompt holds {prompt[e.start]!r} at index {e.start}, which has no bytes in the "
+            f"file-system encoding ({sys.getfilesystemencoding()})"
+        ) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m gpu_runner",
@@ -44,7 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="DSI vs SI vs non-SI on real models, with the prediction")
-    r.add_argument("--prompt", default="def fib(n):", help="text prompt (byte tokenizer)")
+    r.add_argument(
+        "--prompt",
+        default="def fib(n):",
+        help="prompt; its bytes are the token ids (byte tokenizer; non-UTF-8 bytes kept)",
+    )
     r.add_argument("--target", default=None, help="target model directory (default: tiny pair)")
     r.add_argument("--drafter", default=None, help="drafter model directory (default: tiny pair)")
     r.add_argument("--algorithm", default="all", choices=(*ALL, "all"))
@@ -69,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         type=_pair,
         default=None,
         metavar="TTFT,TPOT",
-        help="pad every target pass to these seconds (latency-injected mode)",
+        help="pad every target pass to these seconds, each at most 60 (latency-injected mode)",
     )
     r.add_argument("--inject-drafter", type=_pair, default=None, metavar="TTFT,TPOT")
     r.add_argument(
@@ -101,6 +157,16 @@ def _parser() -> argparse.ArgumentParser:
 def _progress(name: str, n: int, quiet: bool) -> Callable[[int], None] | None:
     if quiet:
         return None
+    if not sys.stderr.isatty():  # a log file: whole lines at each quarter, no carriage returns
+        marks = {max(1, n * q // 4) for q in (1, 2, 3, 4)}
+
+        def log(done: int) -> None:  # a commit may jump past a mark: report the count reached
+            if any(m <= done for m in marks):
+                marks.difference_update({m for m in marks if m <= done})
+                sys.stderr.write(f"{name:>5}: {done}/{n} tokens\n")
+                sys.stderr.flush()
+
+        return log
 
     def show(done: int) -> None:
         width = 30
@@ -138,7 +204,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         target, drafter = (str(p) for p in tiny_pair_paths())
     else:
         target, drafter = ns.target, ns.drafter
-    ids = tok.encode(ns.prompt)
+    ids = tok.encode_bytes(bytes(prompt_bytes(ns.prompt)))
     algs = ALL if ns.algorithm == "all" else (ns.algorithm,)
     # Every output path is checked before a model is loaded; all are written at the end.
     traces = (
@@ -195,6 +261,12 @@ def cmd_run(ns: argparse.Namespace) -> int:
         writes.append((summary, write_bytes((json.dumps(rows, indent=1) + "\n").encode())))
     write_outputs(writes)  # all or nothing: a failure leaves no new regular file
     _print_table(rows)
+    if ns.inject_target is not None:
+        print(
+            "passes padded to fixed waits (--inject-target {},{} --inject-drafter {},{} "
+            "seconds): the speedup is the schedule's at those costs, not these models' on this "
+            "machine".format(*ns.inject_target, *ns.inject_drafter)
+        )
     return 1 if failed else 0
 
 
@@ -209,6 +281,7 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
         "drafter fwd/tok",
         "peak KV/server",
         "device s/tok",
+        "acceptance",
     )
     print("  ".join(f"{h:>15}" for h in head))
     for r in rows:
@@ -225,26 +298,64 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
             f"{r['drafter_forwards_per_token']:.2f}",
             f"{kv / 1024:.0f} KiB",
             f"{r['device_seconds_per_token']:.4f}",
+            "-" if r.get("acceptance_rate") is None else f"{r['acceptance_rate']:.2f}",
         )
         print("  ".join(f"{c:>15}" for c in cells))
-    by = {r["algorithm"]: r["wall_s"] for r in rows}
+    by = {r["algorithm"]: r for r in rows}
     if "dsi" in by:
         for other in ("si", "nonsi"):
             if other in by:
-                print(f"DSI speedup over {other}: {by[other] / by['dsi']:.3f}x")
+                rates = [
+                    f"{a} {by[a]['acceptance_rate']:.2f}"
+                    for a in ("dsi", other)
+                    if by[a].get("acceptance_rate") is not None
+                ]
+                shown = f" (measured acceptance: {', '.join(rates)})" if rates else ""
+                print(
+                    f"DSI speedup over {other}: "
+                    f"{by[other]['wall_s'] / by['dsi']['wall_s']:.3f}x{shown}"
+                )
     for r in rows:
         if "trace" in r:
             print(f"trace {r['trace']}: {'OK' if r['trace_ok'] else 'FAILED the checker'}")
-    print(f"text ({rows[-1]['algorithm']}): {rows[-1]['text']!r}")
+    print(f"text ({rows[-1]['algorithm']}), after the prompt:")
+    print(readable(rows[-1]["text"]))
+
+
+def readable(text: str) -> str:
+    """`text` as printed lines: newlines and tabs kept, other control characters escaped;
+    text of whitespace alone (a greedy tiny pair's) shown quoted, so that it is seen."""
+    if not text.strip():
+        return f"{text!r} (whitespace only)"
+    return "".join(
+        ch if ch.isprintable() or ch in "\n\t" else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+def _have_gpu_deps() -> bool:
+    """torch and transformers are importable; else one line on stderr (exit 2, not a traceback)."""
+    missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"error: gpu_runner needs {' and '.join(missing)} (pip install torch==2.13.0, then "
+            "pip install -e '.[gpu]')",
+            file=sys.stderr,
+        )
+    return not missing
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["profile"]:  # its own parser, its own --help
+        if not _have_gpu_deps():
+            return 2
         from gpu_runner.profile import profile_main
 
         return int(profile_main(args[1:]))
-    ns = _parser().parse_args(args)
+    ns = _parser().parse_args(_join_signed(args))
+    if not _have_gpu_deps():
+        return 2
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a bar per weight load would bury the run's own

@@ -14,7 +14,7 @@ from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
 from dsi_ref.policies import DEFAULT_POLICY
 from dsi_ref.sampling import SamplingConfig
-from gpu_runner.api import RunnerConfig, run
+from gpu_runner.api import RunnerConfig, check_progress, run
 from gpu_runner.devices import server_devices
 from gpu_runner.errors import IncompatiblePair
 from gpu_runner.loading import check_pair, context_window, load_model, resolve_device, vocab_size
@@ -77,15 +77,35 @@ def prompt_ids(input_ids: object) -> list[int]:
     return ids
 
 
-def latency_waits(
-    target: tuple[object, object] | None, drafter: tuple[object, object] | None, replace: bool
-) -> Waits | None:
+def _wait_pair(x: object, name: str) -> Latency:
+    """A (TTFT, TPOT) pair in seconds as a Latency, or InvalidConfig naming the value."""
+    if isinstance(x, (str, bytes)) or not isinstance(x, Sequence) or len(x) != 2:
+        raise InvalidConfig(f"inject_{name} must be a (TTFT, TPOT) pair of seconds, got {show(x)}")
+    return Latency.of(x[0], x[1], name)
+
+
+def latency_waits(target: object | None, drafter: object | None, replace: bool) -> Waits | None:
     """Injected waits from (TTFT, TPOT) pairs in seconds, or None when neither is given."""
     if target is None and drafter is None:
         return None
     if target is None or drafter is None:
         raise InvalidConfig("latency-injected mode needs both target and drafter (TTFT, TPOT)")
-    return Waits(Latency.of(*target, "target"), Latency.of(*drafter, "drafter"), replace)
+    return Waits(_wait_pair(target, "target"), _wait_pair(drafter, "drafter"), replace)
+
+
+def _sampling(
+    do_sample: bool,
+    temperature: float | Fraction,
+    top_k: int | None,
+    top_p: float | Fraction | None,
+) -> SamplingConfig:
+    """generate's sampling arguments as a SamplingConfig (messages in generate's own terms)."""
+    try:
+        return SamplingConfig(
+            greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
+        )
+    except InvalidConfig as e:  # SamplingConfig speaks of its own greedy=True
+        raise InvalidConfig(str(e).replace("greedy=True", "do_sample=False")) from None
 
 
 def generate(
@@ -106,8 +126,8 @@ def generate(
     drafter_device: str | torch.device | None = None,
     exclusive: bool = False,
     dtype: str | torch.dtype | None = None,
-    inject_target: tuple[object, object] | None = None,
-    inject_drafter: tuple[object, object] | None = None,
+    inject_target: Sequence[object] | None = None,
+    inject_drafter: Sequence[object] | None = None,
     replace_forward: bool = False,
     acceptance: float | None = None,
     record: bool = False,
@@ -122,14 +142,14 @@ def generate(
     Sampling follows GenerationConfig: do_sample=False is greedy. `devices` lists the
     target servers' devices (round-robin; servers on one device share one weight
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
-    seconds pads every pass to a fixed wait (latency-injected mode); `acceptance`
-    switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's
-    scheduling policy (dsi_ref.policies). Returns tokens, wall
-    times, counters, costs and (with record=True) a trace dsi_ref's checker reads.
+    seconds pads every pass to a fixed wait, at most 60 s (latency-injected mode); `acceptance`
+    switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
+    policy (dsi_ref.policies). Returns tokens, wall times, costs (forwards that ran),
+    scheduler_counts (tasks the scheduler issued) and (with record=True) a trace dsi_ref's
+    checker reads.
     """
-    sampling = SamplingConfig(
-        greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
-    )
+    sampling = _sampling(do_sample, temperature, top_k, top_p)
+    check_progress(progress)
     waits = latency_waits(inject_target, inject_drafter, replace_forward)
     cfg = RunnerConfig(
         algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance, policy

@@ -6,6 +6,14 @@
 - `DynamicCache(config=...)` has the same signature in both; `crop` takes a negative count
   of tokens to remove (a positive value means "keep this many" in 5.17 and is an error in
   5.25, so it is never passed).
+
+Rolling a cache back: only a full-attention `DynamicLayer` keeps every past key and value, so
+only it can be cropped to any earlier length. A sliding-window layer drops keys older than
+its window and a state-space (linear-attention) layer keeps one running state, and both
+refuse `crop` once that happened. So sliding-window models get full layers (the attention
+mask, built from the config, still applies the window: same logits, more memory), and a
+cache with any other layer is marked not rollbackable: the worker recomputes it from the
+prompt instead of cropping (exact, slower).
 """
 
 from __future__ import annotations
@@ -16,8 +24,10 @@ from typing import Any
 import torch
 import transformers
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
 from dsi_ref.errors import InvalidConfig
+from gpu_runner.errors import InvalidModelOutput
 
 
 def cache_kwarg(model: torch.nn.Module) -> str:
@@ -44,9 +54,20 @@ def _release() -> tuple[int, int]:
 
 
 def new_cache(model: torch.nn.Module) -> DynamicCache:
-    """An empty DynamicCache laid out for `model` (sliding-window layers where its config says)."""
+    """An empty DynamicCache for `model` that can be rolled back where transformers allows.
+
+    The config's layout, except that sliding-window layers become full ones (see above).
+    """
     config: Any = getattr(model, "config", None)
-    return DynamicCache(config=config)
+    cache = DynamicCache(config=config)
+    if all(type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers):
+        return DynamicCache()  # full layers only, created as the model asks for them
+    return cache
+
+
+def can_rollback(cache: DynamicCache) -> bool:
+    """True when every layer keeps all past keys and values (so `crop` to any length works)."""
+    return all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", ()))
 
 
 def crop(cache: DynamicCache, r: int) -> None:
@@ -86,7 +107,12 @@ def cached_forward(
         use_cache=True,
         **kwargs,
     )
-    logits: torch.Tensor = out.logits
+    logits = getattr(out, "logits", None)
+    if not isinstance(logits, torch.Tensor):
+        raise InvalidModelOutput(
+            f"{type(model).__name__}.forward returned {type(out).__name__}, not an output "
+            "with a `logits` tensor (a causal LM's CausalLMOutput)"
+        )
     return logits if last is None else logits[:, -last:]
 
 

@@ -3,7 +3,9 @@
 A worker keeps the token ids whose keys and values its cache holds. To score
 positions first..last on a chain it crops the cache back to the longest prefix
 it shares with the chain (never past the last token before `first`, whose
-logits must be recomputed), then runs one forward over the rest. Several
+logits must be recomputed), then runs one forward over the rest. A cache that
+cannot be cropped (a state-space model's running state, hf_compat.can_rollback)
+is rebuilt from the prompt instead whenever it would have to be. Several
 workers may share one model object (one copy of the weights): only the cache
 is per worker, and a forward pass mutates nothing else.
 
@@ -19,7 +21,7 @@ from typing import Any
 import torch
 
 from gpu_runner.errors import InvalidModelOutput
-from gpu_runner.hf_compat import cache_bytes, cached_forward, crop, new_cache
+from gpu_runner.hf_compat import cache_bytes, cached_forward, can_rollback, crop, new_cache
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -70,8 +72,12 @@ class ModelWorker:
         need = n0 + first - 1  # the cache may keep at most this many ids
         keep = min(_common_prefix(self.held, seq), need)
         if keep < len(self.held):
-            crop(self.cache, len(self.held) - keep)
-            del self.held[keep:]
+            if can_rollback(self.cache):
+                crop(self.cache, len(self.held) - keep)
+                del self.held[keep:]
+            else:  # recompute from the prompt: exact, at the cost of a longer forward
+                self.reset()
+                keep = 0
         new = seq[keep:]
         m = last - first + 1
         ids = torch.tensor([new], dtype=torch.long, device=self.device)

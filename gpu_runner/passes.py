@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import torch
 
+from dsi_ref.errors import InvalidConfig
 from dsi_ref.latency import Latency
 from dsi_ref.randomness import Key, Purpose, keyed_uniform
 from dsi_ref.sampling import SamplingConfig
@@ -22,14 +24,36 @@ from dsi_ref.verify import TokenRule
 from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.warp import warp
 
+# An injected wait is a benchmark's pass cost: a minute per pass already makes a 48-token run
+# take most of an hour. Beyond it a typo (1e9 for 1e-9) would run for years.
+MAX_WAIT_S = Fraction(60)
+
 
 @dataclass(frozen=True)
 class Waits:
-    """Injected pass costs: each pass takes exactly its model's latency (seconds)."""
+    """Injected pass costs: each pass takes exactly its model's latency (seconds).
+
+    TTFT, TPOT and the per-position cost are each at most MAX_WAIT_S (60 s).
+    """
 
     target: Latency
     drafter: Latency
     replace: bool = False  # True: no forward at all, only the wait (timing mode only)
+
+    def __post_init__(self) -> None:
+        for who in ("target", "drafter"):
+            lat = getattr(self, who)
+            if not isinstance(lat, Latency):
+                raise InvalidConfig(f"{who} wait must be a dsi_ref Latency, got {lat!r:.80}")
+            for name in ("ttft", "tpot", "per_position"):
+                v = getattr(lat, name)
+                if v > MAX_WAIT_S:
+                    raise InvalidConfig(
+                        f"injected {who} {name.upper().replace('_', ' ')} of {float(v):g} s "
+                        f"exceeds the maximum of {MAX_WAIT_S} s per pass"
+                    )
+        if not isinstance(self.replace, bool):
+            raise InvalidConfig(f"replace must be a bool, got {self.replace!r:.80}")
 
     def seconds(self, lat: Latency, first: int, positions: int) -> float:
         return float(lat.forward(first, positions))

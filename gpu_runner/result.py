@@ -1,4 +1,10 @@
-"""What a real run returns: tokens, wall times, counters, costs and its trace."""
+"""What a real run returns: tokens, wall times, the scheduler's counts, costs and its trace.
+
+Two kinds of count, named apart: `scheduler_counts` is what the DSI scheduler decided
+(tasks it submitted, including ones skipped or cancelled before or while they ran: the
+virtual clock's counters), `costs` is what the workers did (forwards that ran). In one DSI
+run they read 50 vs 49 target and 90 vs 82 drafter passes.
+"""
 
 from __future__ import annotations
 
@@ -53,16 +59,24 @@ class Costs:
 
 @dataclass
 class RealRun:
+    """One real run. Forwards that ran are `costs`; `scheduler_counts` counts decisions."""
+
     algorithm: str
     tokens: tuple[int, ...]
     wall: float  # seconds from start to the last commit
     commit_times: tuple[float, ...]
     accepted: tuple[bool, ...]  # per position: the draft there was accepted (pattern)
-    counters: Counters
-    costs: Costs
+    scheduler_counts: Counters  # tasks the scheduler issued (skipped and cancelled included)
+    costs: Costs  # what ran
     trace: dict[str, Any] | None = field(default=None, repr=False)
     # Every pass that ran (cancelled ones too): (model, first position, positions, seconds).
     pass_log: list[tuple[str, int, int, float]] = field(default_factory=list, repr=False)
+
+    def acceptance_rate(self) -> float | None:
+        """Accepted drafts / drafts verified (None without drafts: non-SI)."""
+        c = self.scheduler_counts
+        verified = c.drafts_accepted + c.drafts_rejected
+        return c.drafts_accepted / verified if verified else None
 
     def summary(self) -> dict[str, Any]:
         n = max(1, len(self.tokens))
@@ -72,9 +86,10 @@ class RealRun:
             "wall_s": self.wall,
             "ms_per_token": 1000 * self.wall / n,
             "accepted": sum(self.accepted),
+            "acceptance_rate": self.acceptance_rate(),
             **self.costs.per_token(n),
             "peak_cache_bytes": self.costs.peak_cache_bytes,
             "overruns": self.costs.overruns,
-            "tasks_cancelled": self.counters.tasks_cancelled,
-            "tasks_queued": self.counters.tasks_queued,
+            "tasks_cancelled": self.scheduler_counts.tasks_cancelled,
+            "tasks_queued": self.scheduler_counts.tasks_queued,
         }

@@ -1,8 +1,9 @@
 """A byte-level tokenizer in code: ids 0..255 are the bytes of the UTF-8 text, then a few specials.
 
-No files, no downloads: encode is `text.encode("utf-8")`; decode maps ids back to bytes and
-decodes with errors="replace", so it never raises on an int id (special ids decode to "",
-ids outside the vocabulary to U+FFFD, invalid UTF-8 to U+FFFD).
+No files, no downloads: encode is `text.encode("utf-8")` (a str holding a lone surrogate has
+no UTF-8 bytes and is refused; raw bytes, e.g. a command line's, go through `encode_bytes`);
+decode maps ids back to bytes and decodes with errors="replace", so it never raises on an int
+id (special ids decode to "", ids outside the vocabulary to U+FFFD, invalid UTF-8 to U+FFFD).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class ByteTokenizer:
     def encode(self, text: str) -> list[int]:
         return encode(text)
 
+    def encode_bytes(self, data: bytes) -> list[int]:
+        return encode_bytes(data)
+
     def decode(self, ids: Iterable[int]) -> str:
         return decode(ids)
 
@@ -40,7 +44,21 @@ def encode(text: str) -> list[int]:
     """The UTF-8 bytes of `text` as ids 0..255 (no specials added)."""
     if not isinstance(text, str):
         raise InvalidInput(f"encode needs a str, got {type(text).__name__} {text!r:.80}")
-    return list(text.encode("utf-8", errors="surrogatepass"))
+    try:
+        return list(text.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        bad = text[e.start]
+        raise InvalidInput(
+            f"text holds U+{ord(bad):04X} (a lone surrogate) at index {e.start}: it has no UTF-8 "
+            "bytes; pass the raw bytes to encode_bytes instead"
+        ) from None
+
+
+def encode_bytes(data: bytes) -> list[int]:
+    """The given bytes as ids 0..255, as they are (UTF-8 or not)."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidInput(f"encode_bytes needs bytes, got {type(data).__name__} {data!r:.80}")
+    return list(data)
 
 
 def decode(ids: Iterable[int]) -> str:

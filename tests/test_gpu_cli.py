@@ -48,7 +48,9 @@ def test_run_all_three_with_traces(tmp_path: Path, capsys: pytest.CaptureFixture
     rows = json.loads((tmp_path / "summary.json").read_text())
     assert [r["algorithm"] for r in rows] == ["nonsi", "si", "dsi"]
     assert all(len(r["tokens"]) == 8 and r["predicted_s"] > 0 for r in rows)
-    assert "DSI speedup over si" in out
+    speedup = next(line for line in out.splitlines() if line.startswith("DSI speedup over si"))
+    assert "measured acceptance: dsi " in speedup and ", si " in speedup, speedup  # issue 10.15
+    assert "passes padded to fixed waits" in out  # the speedup is the padded schedule's
 
 
 @pytest.mark.parametrize(
@@ -78,3 +80,19 @@ def test_profile_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -> None
         main(["profile", "--help"])
     assert info.value.code == 0
     assert "--target" in capsys.readouterr().out
+
+
+def test_every_flag_of_run_and_profile_is_documented() -> None:
+    import argparse
+    import re
+
+    from gpu_runner.cli import _parser
+    from gpu_runner.profile import build_parser
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "gpu-runner.md").read_text()
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for parser in (sub.choices["run"], build_parser()):
+        for action in parser._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help":
+                    assert re.search(f"`{flag}[` ]", doc), f"{flag} is not in docs/gpu-runner.md"
