@@ -127,7 +127,7 @@ def example(reps: int = 20) -> str:
         cfg = dataclasses.replace(cfg, policy=policy)
         return statistics.fmean(float(run_pattern(alg, x, cfg).latency) for x in pats)
 
-    names = ("paper", "safe", "eager", "measured")
+    names = ("paper", "safe", "eager", "adaptive", "measured")
     head = "| k | SI | " + " | ".join(f"{n} P={p}" for n in names for p in (1, 2, 4)) + " |"
     lines = [head, "|---" * (2 + 3 * len(names)) + "|"]
     for k in (2, 3, 5):
