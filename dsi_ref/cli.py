@@ -34,6 +34,7 @@ from dsi_ref.fileio import MAX_JSON_BYTES
 from dsi_ref.latency import MAX_NUMBER_CHARS, Latency, parse_fraction
 from dsi_ref.outputs import OutputPath, check_outputs, per_name_paths, write_outputs
 from dsi_ref.pairs import DEFAULT_PAIR, PAIRS, Pair, get_pair
+from dsi_ref.policies import DEFAULT_POLICY, POLICIES
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.sampling_rule import DSI_CHECK_GREEDY, DSI_CLI, Spelling, check_sampling
@@ -165,6 +166,8 @@ def _config(args: argparse.Namespace) -> RunConfig:
         drafter_latency=Latency.of(args.drafter_ttft, args.drafter_tpot, "drafter"),
         prompt=_prompt(args.prompt),
         point_mass_proposal=args.point_mass,
+        policy=args.policy,
+        preemptive=not args.no_preemption,
     )
 
 
@@ -186,6 +189,9 @@ def _config_line(cfg: RunConfig) -> str:
     t, d = cfg.target_latency, cfg.drafter_latency
     extra = ", point-mass proposals" if cfg.point_mass_proposal else ""
     prompt = f", prompt {list(cfg.prompt)}" if cfg.prompt else ""
+    if not cfg.preemptive or cfg.policy != DEFAULT_POLICY:  # shown when not the defaults
+        clock = "preemptive" if cfg.preemptive else "non-preemptive"
+        extra += f", policy {cfg.policy}, {clock} clock"
     return (
         f"{cfg.max_tokens} tokens, k={cfg.k}, P={cfg.servers} servers, seed {cfg.seed}, "
         f"{cfg.sampling.describe()}{extra}{prompt}; "
@@ -435,6 +441,17 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--point-mass", action="store_true", help="verify drafts as point-mass proposals"
     )
     p.add_argument("--trace", metavar="FILE", help="write the trace JSON (NAME.<alg>.EXT if all)")
+    p.add_argument(
+        "--policy",
+        choices=sorted(POLICIES),
+        default=DEFAULT_POLICY,
+        help=f"DSI scheduling policy (default {DEFAULT_POLICY}; docs/theorems.md T7)",
+    )
+    p.add_argument(
+        "--no-preemption",
+        action="store_true",
+        help="a cancelled pass runs to its end (as on a GPU); the policies act here",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--progress", action="store_true", help="report each finished run on stderr")
     p.add_argument("--show-tokens", type=_count, default=8, help="tokens shown per algorithm")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
+from dsi_ref.policies import DEFAULT_POLICY, get_policy
 from dsi_ref.sampling import SamplingConfig
 
 # Upper bounds of a run. Beyond them a run cannot finish in reasonable time or memory
@@ -42,6 +43,8 @@ class RunConfig:
     # True: a cancelled pass stops at once (the paper). False: it holds its server (or
     # the drafter) until it would have ended, as a GPU forward pass does (DSI only).
     preemptive: bool = True
+    # What DSI does among the legal moves (dsi_ref.policies): "safe" (default), "paper", ...
+    policy: str = DEFAULT_POLICY
 
     def __post_init__(self) -> None:
         _positive_int(self.max_tokens, "max_tokens", MAX_TOKENS)
@@ -70,6 +73,9 @@ class RunConfig:
             )
         if not isinstance(self.preemptive, bool):
             raise InvalidConfig(f"preemptive must be a bool, got {show(self.preemptive)}")
+        get_policy(self.policy)  # InvalidConfig naming the bad value
+        if not isinstance(self.policy, str):
+            raise InvalidConfig(f"policy must be a policy name, got {show(self.policy)}")
         object.__setattr__(self, "prompt", tuple(self.prompt))
 
 

@@ -63,6 +63,15 @@ DrafterFree) at the end of the cancelled draft's pass. The cancelled pass's resu
 is never used (delivering it is a stale event, ignored). A queued task that is
 cancelled holds nothing.
 
+Policies (dsi_ref.policies). The rules leave choices open: when the drafter pauses,
+whether a task a rejection could cancel may take the last free server, whether a
+queued verification task scores every draft ready when it starts, and k itself.
+A `Policy` makes them, from the past alone. Some choices need time: the scheduler
+keeps a *predicted clock* from the pass costs it is given (it knows when it started
+each pass and what the pass costs, so it knows when the event that ends it is due).
+On the virtual clock the prediction is exact; a real driver only makes the policy's
+timing guesses approximate, never the tokens.
+
 Chains. StartDraft, QueueTask and StartTask carry their chain as an O(1)
 `dsi_ref.chain.ChainView` (a `Sequence[int]`), never a copy: the scheduler only
 appends to a chain and starts a new one (`TokenChain.fork`) on a rejection, so a
@@ -80,6 +89,7 @@ from typing import Any, Generic, TypeVar
 from dsi_ref.chain import ChainView, TokenChain
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, show
+from dsi_ref.policies import PAPER, Policy, best_k, get_policy
 from dsi_ref.result import Counters
 from dsi_ref.verify import VerifyRule
 
@@ -198,6 +208,7 @@ class _Task:
     last: int
     cost: int  # DSIScheduler._cost(first, last)
     server: int | None = None
+    end: int = 0  # predicted end (ticks), set when it starts
 
 
 @dataclass
@@ -207,6 +218,7 @@ class _State(Generic[D]):
     chain: TokenChain = field(default_factory=TokenChain)  # committed + drafts, append-only
     p_avail: dict[int, tuple[D, int]] = field(default_factory=dict)  # pos -> (p, task)
     draft_inflight: tuple[int, int] | None = None  # (draft_id, position)
+    draft_end: int = 0  # predicted end of the draft in flight or held (ticks)
     drafter_held: bool = False  # a cancelled draft's pass still runs (non-preemptive)
     block_start: int = 0
     tasks: dict[int, _Task] = field(default_factory=dict)  # live: running or queued
@@ -237,6 +249,9 @@ class DSIScheduler(Generic[D]):
         *,
         target_per_position: Fraction = Fraction(0),
         preemptive: bool = True,
+        policy: Policy = PAPER,
+        drafter_ttft: Fraction = Fraction(0),
+        drafter_tpot: Fraction = Fraction(0),
     ) -> None:
         for value, what in ((max_tokens, "max_tokens"), (k, "lookahead k"), (servers, "servers P")):
             if type(value) is not int or value < 1:
@@ -249,13 +264,33 @@ class DSIScheduler(Generic[D]):
         self.tpot = target_tpot
         self.per_position = target_per_position
         self.preemptive = preemptive
+        if not isinstance(policy, Policy):
+            raise InvalidConfig(f"policy must be a dsi_ref.policies.Policy, got {show(policy)}")
+        self.policy = policy
+        # Knobs that exist because passes cannot be stopped act only without preemption.
+        held = not preemptive
+        self._pause = held and policy.drafter_pause
+        self._spare = held and policy.spare_server
+        self._extend = held and policy.extend_on_start
+        self._fresh = held and policy.fresh_blocks
+        self._chain = preemptive or policy.chain  # rule 3 (at n - 1 it always runs)
+        self._adaptive = policy.lookahead == "heuristic"
+        self._measured = policy.lookahead == "measured"
         # Rule 3 and the queue compare pass costs as integers: every cost is a multiple
         # of 1/denom, so comparing numerators is exact and no Fraction is compared per event.
         denom = math.lcm(
-            target_ttft.denominator, target_tpot.denominator, target_per_position.denominator
+            target_ttft.denominator,
+            target_tpot.denominator,
+            target_per_position.denominator,
+            drafter_ttft.denominator,
+            drafter_tpot.denominator,
         )
         self._base = (int(target_ttft * denom), int(target_tpot * denom))
         self._step = int(target_per_position * denom)
+        self._draft_cost = (int(drafter_ttft * denom), int(drafter_tpot * denom))
+        self._now = 0  # the predicted clock, in ticks (module docstring: Policies)
+        self._held_end: dict[int, int] = {}  # held server -> predicted end of its pass
+        self._done_last: dict[int, int] = {}  # finished task -> its last scored position
         self.s: _State[D] = _State()
         self.queue: list[int] = []
         self.counters = Counters()
@@ -267,6 +302,7 @@ class DSIScheduler(Generic[D]):
     def from_config(cls, cfg: RunConfig, verifier: VerifyRule[D]) -> DSIScheduler[D]:
         """The scheduler of a run: its size, lookahead, servers and pass costs."""
         lat = cfg.target_latency
+        dl = cfg.drafter_latency
         return cls(
             cfg.max_tokens,
             cfg.k,
@@ -276,6 +312,9 @@ class DSIScheduler(Generic[D]):
             lat.tpot,
             target_per_position=lat.per_position,
             preemptive=cfg.preemptive,
+            policy=get_policy(cfg.policy),
+            drafter_ttft=dl.ttft,
+            drafter_tpot=dl.tpot,
         )
 
     @property
@@ -361,6 +400,7 @@ class DSIScheduler(Generic[D]):
         if s.draft_inflight is None or s.draft_inflight[0] != draft_id:
             return False  # stale: this draft was cancelled
         s.draft_inflight = None
+        self._now = max(self._now, s.draft_end)
         s.drafts.append((token, q))
         s.chain.append(token)  # the chain now ends at pos: len(s.chain) == pos + 1
         return True
@@ -377,6 +417,9 @@ class DSIScheduler(Generic[D]):
             )
         del s.tasks[task_id]
         self.servers[task.server] = None
+        self._now = max(self._now, task.end)
+        if self._adaptive:
+            self._done_last[task_id] = task.last
         c = len(s.committed)
         for j, p in zip(range(task.first, task.last + 1), dists, strict=True):
             if j >= c and j not in s.p_avail:
@@ -387,12 +430,14 @@ class DSIScheduler(Generic[D]):
         if not 0 <= server < len(self.servers) or self.servers[server] != _HELD:
             return False  # not held: stale or unknown
         self.servers[server] = None
+        self._now = max(self._now, self._held_end.pop(server, 0))
         return True
 
     def _take_drafter(self) -> bool:
         if not self.s.drafter_held:
             return False
         self.s.drafter_held = False
+        self._now = max(self._now, self.s.draft_end)
         return True
 
     # ----- rules ------------------------------------------------------------
@@ -414,11 +459,13 @@ class DSIScheduler(Generic[D]):
         pos = s.chain.n - 1  # the last draft
         if pos < s.block_start or pos > self.n - 2:
             return
-        if pos - s.block_start + 1 == self.k or pos == self.n - 2:
+        if pos - s.block_start + 1 >= self.k or pos == self.n - 2:
             first = max(s.block_start, len(s.committed))
             if first <= pos:
                 self._submit("verify", ChainView(s.chain, pos + 1), first, pos + 1, out)
-            s.block_start = pos + 1
+            # fresh_blocks: the draft at pos + 1, verified by this task, is not the next
+            # block's first draft (dsi_ref.policies)
+            s.block_start = pos + 2 if self._fresh and first <= pos else pos + 1
 
     def _draft_next(self, out: list[Command]) -> None:
         s = self.s
@@ -426,10 +473,23 @@ class DSIScheduler(Generic[D]):
             return
         pos = s.chain.n
         if pos < self.n:
+            end = self._now + self._draft_cost[pos != 0]
+            if self._pause and self._would_be_held(pos, end):
+                return  # resumes when that verification task ends (a new batch)
             did = self._new_id()
             s.draft_inflight = (did, pos)
+            s.draft_end = end
             self.counters.drafter_forwards += 1
             out.append(StartDraft(did, pos, ChainView(s.chain, pos)))
+
+    def _would_be_held(self, pos: int, end: int) -> bool:
+        """Could a running verification task reject a draft before `pos` while the
+        draft at `pos`, ending at `end`, still runs? (Target-only tasks are not asked:
+        waiting for them costs more than a held draft; docs/theorems.md T7.)"""
+        return any(
+            t.server is not None and t.kind == "verify" and t.first < pos and t.end < end
+            for t in self.s.tasks.values()
+        )
 
     def _submit(
         self, kind: str, tokens: Sequence[int], first: int, last: int, out: list[Command]
@@ -465,7 +525,7 @@ class DSIScheduler(Generic[D]):
         self._draft_next(out)
         self._drop_useless(out)
         c = len(s.committed)
-        if c not in s.p_avail and not self._covered(c):
+        if c not in s.p_avail and not self._covered(c) and (self._chain or c == self.n - 1):
             self._submit("target", ChainView(s.chain, c), c, c, out)
         self._dispatch(out)
 
@@ -483,9 +543,23 @@ class DSIScheduler(Generic[D]):
             if ok:
                 self.counters.drafts_accepted += 1
                 s.drafts.pop(0)  # the chain is unchanged: its token at c is now committed
+                if self._adaptive and self._done_last.get(tid) == c + 1:
+                    self.k = min(self.k + 2, self.n)  # the block's last draft passed
+                if self._measured:
+                    self._measure()
                 continue
             self.counters.drafts_rejected += 1
+            if self._adaptive:
+                self.k = max(1, self.k - 1)
+            if self._measured:
+                self._measure()
             self._reject(out)
+
+    def _measure(self) -> None:
+        """The "measured" lookahead: k from the verdicts so far (dsi_ref.policies.best_k)."""
+        done = self.counters.drafts_accepted + self.counters.drafts_rejected
+        c = self._draft_cost[1] / self._base[1] if self._base[1] else 0.0
+        self.k = best_k(self.counters.drafts_accepted, done, c)
 
     def _reject(self, out: list[Command]) -> None:
         """The last committed token replaced a draft: drop everything built on it."""
@@ -518,6 +592,7 @@ class DSIScheduler(Generic[D]):
             self.servers[t.server] = None
         else:
             self.servers[t.server] = _HELD
+            self._held_end[t.server] = t.end
             held = True
         self.counters.tasks_cancelled += 1
         out.append(CancelTask(tid, t.server, reason, held))
@@ -529,16 +604,52 @@ class DSIScheduler(Generic[D]):
             if t.last < c or (
                 t.kind == "target"
                 and t.server is None
+                # exclude: a queued task must not count as covering its own position
                 and (t.first in s.p_avail or self._covered(t.first, exclude=tid))
             ):
                 self._cancel(tid, "useless", out)
+            elif (
+                self._extend
+                and t.server is None
+                and all(j in s.p_avail for j in range(max(t.first, c), t.last + 1))
+            ):
+                self._cancel(tid, "useless", out)  # every p it would give is in hand
+
+    def _speculative(self, t: _Task, c: int) -> bool:
+        """Can a rejection or a faster task make `t` useless while it runs? Not the
+        head verification (it scores c) nor a target-only task at n - 1 (nothing else
+        can score the last position once its drafts are committed)."""
+        if t.kind == "verify":
+            return t.first > c
+        return t.first < self.n - 1
+
+    def _room_for_speculation(self, c: int) -> bool:
+        """May a speculative task start now? It must leave a server free, and at most
+        policy.max_speculative servers may be held or run speculative tasks."""
+        if self.servers.count(None) < 2:
+            return False
+        most = self.policy.max_speculative
+        if most is None:
+            return True
+        tasks = self.s.tasks
+        busy = sum(
+            1
+            for t in self.servers
+            if t == _HELD or (t is not None and self._speculative(tasks[t], c))
+        )
+        return busy < most
 
     def _dispatch(self, out: list[Command]) -> None:
         c = len(self.s.committed)
         tasks = self.s.tasks
         while self.queue and None in self.servers:
+            ready = self.queue
+            if self._spare and not self._room_for_speculation(c):
+                ready = [i for i in self.queue if not self._speculative(tasks[i], c)]
+                if not ready:
+                    break  # keep the last free server for the head verification
             tid = min(
-                self.queue,
+                ready,
                 key=lambda i: (
                     max(tasks[i].first, c),
                     tasks[i].cost,
@@ -546,17 +657,37 @@ class DSIScheduler(Generic[D]):
                     i,
                 ),
             )
+            if self._extend and tasks[tid].kind == "verify":
+                tid = self._extended(tid, c, out)
             self.queue.remove(tid)
             task = tasks[tid]
             server = self.servers.index(None)
             self.servers[server] = tid
             task.server = server
+            task.end = self._now + task.cost
             self.counters.target_forwards += 1
             out.append(StartTask(tid, server, task.kind, task.tokens, task.first, task.last))
         for tid in self.queue:
             if tid not in self._waited:
                 self._waited.add(tid)
                 self.counters.tasks_queued += 1
+
+    def _extended(self, tid: int, c: int, out: list[Command]) -> int:
+        """The queued verification task `tid`, about to start, made to score every
+        draft ready now: resubmitted (a new id) if that adds positions, else `tid`."""
+        s = self.s
+        t = s.tasks[tid]
+        last = min(s.chain.n, self.n - 1)  # p at `last` needs drafts up to last - 1
+        if last <= t.last:
+            return tid
+        self._cancel(tid, "useless", out)
+        self._submit("verify", ChainView(s.chain, last), max(t.first, c), last, out)
+        s.block_start = max(s.block_start, s.chain.n)  # every draft in hand is scored
+        # A queued block inside the new one would score nothing new.
+        for other in [i for i in self.queue if s.tasks[i].kind == "verify"]:
+            if s.tasks[other].last <= last and other != self.queue[-1]:
+                self._cancel(other, "useless", out)
+        return self.queue[-1]
 
     def _finish(self, out: list[Command]) -> None:
         s = self.s

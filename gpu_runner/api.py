@@ -12,6 +12,7 @@ import torch
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
+from dsi_ref.policies import DEFAULT_POLICY, get_policy
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.verify import TokenRule
 from gpu_runner.dsi_exec import run_dsi_real
@@ -40,6 +41,7 @@ class RunnerConfig:
     sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(greedy=True))
     waits: Waits | None = None  # latency-injected mode
     acceptance: float | None = None  # timing mode: keyed Bernoulli(a) acceptance
+    policy: str = DEFAULT_POLICY  # DSI's scheduling policy (dsi_ref.policies)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -57,6 +59,7 @@ class RunnerConfig:
             isinstance(a, bool) or not isinstance(a, (int, float)) or not (0.0 <= a <= 1.0)
         ):
             raise InvalidConfig(f"acceptance must be a number in [0, 1], got {show(a)}")
+        get_policy(self.policy)  # InvalidConfig naming the bad value
         if self.waits is not None and self.waits.replace and a is None:
             raise InvalidConfig(
                 "waits that replace the forward pass need timing mode (an acceptance rate): "
@@ -78,6 +81,7 @@ class RunnerConfig:
             drafter_latency=w.drafter if w else Latency.of("1/10", "1/10", "drafter"),
             prompt=tuple(prompt),
             preemptive=False,  # a forward pass cannot be interrupted
+            policy=self.policy,
         )
 
 

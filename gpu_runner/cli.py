@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from dsi_ref.errors import DSIError
+from dsi_ref.policies import DEFAULT_POLICY, POLICIES
 
 ALL = ("nonsi", "si", "dsi")
 
@@ -141,6 +142,12 @@ def _parser() -> argparse.ArgumentParser:
         "--algorithm all, DIR/ -> DIR/<alg>.json (checked before any model is loaded)",
     )
     r.add_argument("--json", metavar="FILE", default=None, help="write the summary as JSON")
+    r.add_argument(
+        "--policy",
+        choices=sorted(POLICIES),
+        default=DEFAULT_POLICY,
+        help=f"DSI scheduling policy (default {DEFAULT_POLICY}; dsi_ref.policies)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -233,6 +240,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             inject_target=ns.inject_target,
             inject_drafter=ns.inject_drafter,
             acceptance=ns.acceptance,
+            policy=ns.policy,
             record=bool(traces),
             progress=_progress(alg, ns.max_new_tokens, ns.quiet),
         )
@@ -242,7 +250,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         if tl is not None:
             from dsi_ref.latency import Latency
 
-            predicted = float(predict(run, ns.k, ns.servers, tl, dl or Latency.of(1, 1)))
+            predicted = float(predict(run, ns.k, ns.servers, tl, dl or Latency.of(1, 1), ns.policy))
         row = run.summary()
         row["predicted_s"] = predicted
         row["text"] = tok.decode(list(run.tokens))

@@ -12,6 +12,7 @@ from transformers import PreTrainedModel
 
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
+from dsi_ref.policies import DEFAULT_POLICY
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.sampling_rule import GPU_API, check_sampling
 from gpu_runner.api import RunnerConfig, check_progress, run
@@ -121,6 +122,7 @@ def generate(
     acceptance: float | None = None,
     record: bool = False,
     progress: Callable[[int], Any] | None = None,
+    policy: str = DEFAULT_POLICY,
 ) -> RealRun:
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
@@ -131,9 +133,10 @@ def generate(
     target servers' devices (round-robin; servers on one device share one weight
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
     seconds pads every pass to a fixed wait, at most 60 s (latency-injected mode); `acceptance`
-    switches to timing mode (keyed Bernoulli acceptance). Returns tokens, wall
-    times, costs (forwards that ran), scheduler_counts (tasks the scheduler issued) and (with
-    record=True) a trace dsi_ref's checker reads.
+    switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
+    policy (dsi_ref.policies). Returns tokens, wall times, costs (forwards that ran),
+    scheduler_counts (tasks the scheduler issued) and (with record=True) a trace dsi_ref's
+    checker reads.
     """
     if not isinstance(do_sample, bool):  # 'yes' or 0 would pick a mode by truthiness
         raise InvalidConfig(f"do_sample must be a bool, got {show(do_sample)}")
@@ -143,7 +146,9 @@ def generate(
     )
     check_progress(progress)
     waits = latency_waits(inject_target, inject_drafter, replace_forward)
-    cfg = RunnerConfig(algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance)
+    cfg = RunnerConfig(
+        algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance, policy
+    )
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)
     devs = server_devices(devices, cfg.servers if algorithm == "dsi" else 1, exclusive)

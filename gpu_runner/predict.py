@@ -19,6 +19,7 @@ from fractions import Fraction
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
+from dsi_ref.policies import DEFAULT_POLICY
 from gpu_runner.result import RealRun
 
 _US = 10**6  # measured seconds are rounded to microseconds: exact, and small Fractions
@@ -57,6 +58,7 @@ def predict(
     servers: int,
     target: Latency,
     drafter: Latency,
+    policy: str = DEFAULT_POLICY,
 ) -> Fraction:
     """The virtual clock's latency for `run`'s algorithm and acceptance pattern."""
     n = len(run.tokens)
@@ -67,5 +69,6 @@ def predict(
         target_latency=target,
         drafter_latency=drafter,
         preemptive=False,
+        policy=policy,
     )
     return run_pattern(run.algorithm, run.accepted, cfg).latency

@@ -117,6 +117,7 @@ Checks (registered below), all on the real code (dsi_ref.pattern.run_pattern):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -281,7 +282,8 @@ def slow_drafter_breaks_it() -> tuple[int, str]:
     assert late_positions([True], slow_ttft) == [0], "D0 > T0 should delay position 0"
     held = (F(1), F(1), F(3, 4), F(3, 4))
     for servers in (1, 4):
-        np_cfg = _cfg(2, 2, servers, held, preemptive=False)
+        # The paper's policy; the non-preemptive policies are T7's (t7_policies.py).
+        np_cfg = dataclasses.replace(_cfg(2, 2, servers, held, preemptive=False), policy="paper")
         assert late_positions([False, True], np_cfg) == [1], "NP: the held drafter delays 1"
         assert run_pattern("dsi", [False, True], np_cfg).commit_times == (F(1), F(9, 4))
         assert not late_positions([False, True], _cfg(2, 2, servers, held)), "preemptive: on time"

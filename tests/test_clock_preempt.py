@@ -194,7 +194,8 @@ def drive(cfg: RunConfig, seed: int, batch_chance: float) -> tuple[tuple[int, ..
 def test_contract_in_random_orders(
     n: int, k: int, servers: int, seed: int, preemptive: bool, batch_chance: float
 ) -> None:
-    cfg = RunConfig(n, k, servers, seed=seed, preemptive=preemptive)
+    # The paper's policy: _World asserts its dispatch rule (policies: test_policy_*.py).
+    cfg = RunConfig(n, k, servers, seed=seed, preemptive=preemptive, policy="paper")
     _, holds = drive(cfg, seed, batch_chance)
     if preemptive:
         assert holds == 0
@@ -202,7 +203,10 @@ def test_contract_in_random_orders(
 
 def test_holds_happen() -> None:
     """The property above exercises held servers and a held drafter."""
-    holds = [drive(RunConfig(14, 3, 2, seed=s, preemptive=False), s, 0.3)[1] for s in range(8)]
+    holds = [
+        drive(RunConfig(14, 3, 2, seed=s, preemptive=False, policy="paper"), s, 0.3)[1]
+        for s in range(8)
+    ]
     assert sum(holds) > 0
 
 
@@ -243,8 +247,15 @@ def test_virtual_non_preemptive(
     tl, dl = Latency(t0, t, per_position), Latency(d0, d)
     pre_cfg = RunConfig(n, k, servers, seed=seed, target_latency=tl, drafter_latency=dl)
     pre = run_dsi(target, drafter, pre_cfg, record=True)
-    cfg = RunConfig(
-        n, k, servers, seed=seed, target_latency=tl, drafter_latency=dl, preemptive=False
+    cfg = RunConfig(  # the paper's policy: its schedule differs only where a pass is held
+        n,
+        k,
+        servers,
+        seed=seed,
+        target_latency=tl,
+        drafter_latency=dl,
+        preemptive=False,
+        policy="paper",
     )
     non = run_dsi(target, drafter, cfg, record=True)
     assert non.tokens == pre.tokens
@@ -272,14 +283,15 @@ def test_virtual_non_preemptive(
 
 
 def test_non_preemptive_can_be_faster() -> None:
-    """Not a theorem: holding a server can change the dispatch order for the better.
+    """Not a theorem: holding a server can change the dispatch order for the better
+    (the paper's policy; `safe` schedules differently without preemption).
 
     T0 = 1/10, T = 1/4, per_position = 1/10, D0 = D = 1/10, k = 3, P = 3, five tokens,
     pattern accept, reject, accept, accept, reject: preemptive 1, non-preemptive 19/20.
     """
     tl, dl = Latency(F(1, 10), F(1, 4), F(1, 10)), Latency(F(1, 10), F(1, 10))
     pattern = [True, False, True, True, False]
-    pre_cfg = RunConfig(5, 3, 3, target_latency=tl, drafter_latency=dl)
+    pre_cfg = RunConfig(5, 3, 3, target_latency=tl, drafter_latency=dl, policy="paper")
     pre = run_pattern("dsi", pattern, pre_cfg)
     non = run_pattern("dsi", pattern, dataclasses.replace(pre_cfg, preemptive=False))
     assert (pre.latency, non.latency) == (F(1), F(19, 20))

@@ -1,4 +1,4 @@
-"""Every machine check of proofs/ (T1..T6) runs here, through the registry, and must pass.
+"""Every machine check of proofs/ (T1..T7) runs here, through the registry, and must pass.
 
 The checks are exact (z3, enumeration, exhaustive patterns) or derandomized
 hypothesis runs, so a failure is a counterexample, never noise.
@@ -11,7 +11,7 @@ import pytest
 from proofs.__main__ import main
 from proofs.registry import CHECKS, Check, CheckResult, discover, run_checks
 
-THEOREMS = ("T1", "T2", "T3", "T4", "T5", "T6")
+THEOREMS = ("T1", "T2", "T3", "T4", "T5", "T6", "T7")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,128 @@
+"""Scheduling policies: what DSIScheduler does among the moves its six rules allow.
+
+The rules (dsi_ref.scheduler) say what is legal and keep the output lossless; a
+policy only picks among legal moves. Every knob below reads the past alone (what
+has been committed, which drafts are in hand, which tasks run and since when on the
+scheduler's predicted clock, the pool of servers), never a uniform of a position
+still to be verified, so every policy commits the sequential reference's tokens
+(T6) and has the target's output law (T1).
+
+Knobs:
+- `drafter_pause` (non-preemptive clock only): the drafter does not start a draft
+  whose pass would still run when a running verification task, which could reject
+  an earlier draft, ends. Such a draft would hold the drafter past the rejection
+  (a pass cannot be stopped), which SI never suffers: its drafter is idle while
+  the target verifies.
+- `spare_server` (non-preemptive clock only): a task that a rejection can cancel
+  while it runs (a target-only task, or a verification task whose first scored
+  position is beyond the committed prefix) never takes the last free server. The
+  head verification task (first scored position = committed count) may: it is
+  what SI would run.
+- `extend_on_start` (non-preemptive clock only): a queued verification task that
+  reaches a server scores every draft ready by then, not only the k it was cut at
+  (it is resubmitted with the longer block at the instant it starts).
+- `fresh_blocks` (non-preemptive clock only): the draft made beside a verification
+  task (at its last scored position, SI's bonus position) belongs to that task, and
+  the next block holds k drafts after it. The paper counts it as the next block's
+  first draft, so the next task scores only k - 1 new drafts and a cycle commits k
+  tokens where SI's commits k + 1.
+- `max_speculative` (with spare_server): at most this many servers may be held
+  or run speculative tasks at once (None: no limit beyond the spare server).
+- `chain` (non-preemptive clock only): False: no target-only task (rule 3) except at
+  the last position (nothing else scores it once its drafts are committed). Each such
+  task is speculative, and one that a verification overtakes still holds its server.
+- `lookahead`: "fixed" (k drafts per block) or "heuristic", transformers' assisted
+  generation schedule: k grows by 2 after a block whose drafts were all accepted and
+  shrinks by 1 (not below 1) after a rejection. The run's `k` is the start value.
+  Or "measured": after every verdict, k is the one that minimises SI's long-run
+  latency per token, (k c + 1) / (1 + a + ... + a^k) (dsi_ref.theory.closed_form),
+  at the measured acceptance a = (accepted + 1) / (verdicts + 2) (verdicts so far,
+  a uniform prior) and c = drafter TPOT / target TPOT (`best_k`).
+
+Named policies: `safe` (the default: never slower than SI at the same k on every
+pattern checked, at P = 1..4; docs/theorems.md T7), `eager` (safe without the limit
+of one speculative server: faster in expectation with many servers, but only within
+D of SI pathwise), `paper` (the paper's: every move as early as possible; best in
+expectation with several servers, but it can lose to SI and, without preemption, to
+non-SI), `adaptive` / `paper-adaptive` (safe / paper with the heuristic k) and
+`measured` (safe with the k that measured acceptance and pass costs call for).
+
+On the preemptive clock (the paper's model) every knob but `lookahead` does nothing, so
+`safe` and `paper` run identically there: every result frozen before policies
+existed (benchmarks/golden.json) is reproduced by the default policy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from dsi_ref.errors import InvalidConfig, show
+
+LOOKAHEADS = ("fixed", "heuristic", "measured")
+MAX_MEASURED_K = 32  # the largest k the "measured" lookahead picks
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    drafter_pause: bool = False
+    spare_server: bool = False
+    extend_on_start: bool = False
+    fresh_blocks: bool = False
+    max_speculative: int | None = None
+    chain: bool = True
+    lookahead: str = "fixed"
+
+    def __post_init__(self) -> None:
+        if self.lookahead not in LOOKAHEADS:
+            raise InvalidConfig(
+                f"lookahead must be one of {LOOKAHEADS}, got {show(self.lookahead)}"
+            )
+
+
+PAPER = Policy("paper")
+SAFE = Policy(
+    "safe",
+    drafter_pause=True,
+    spare_server=True,
+    extend_on_start=True,
+    fresh_blocks=True,
+    max_speculative=1,
+    chain=False,
+)
+EAGER = dataclasses.replace(SAFE, name="eager", max_speculative=None, chain=True)
+ADAPTIVE = dataclasses.replace(SAFE, name="adaptive", lookahead="heuristic")
+MEASURED = dataclasses.replace(SAFE, name="measured", lookahead="measured")
+PAPER_ADAPTIVE = Policy("paper-adaptive", lookahead="heuristic")
+
+POLICIES: dict[str, Policy] = {
+    p.name: p for p in (SAFE, EAGER, PAPER, ADAPTIVE, MEASURED, PAPER_ADAPTIVE)
+}
+DEFAULT_POLICY = SAFE.name  # the one users should run: it matters only without preemption
+
+
+def get_policy(name: object) -> Policy:
+    """The policy called `name`; InvalidConfig naming the bad value and the choices."""
+    if isinstance(name, Policy):
+        return name
+    if not isinstance(name, str) or name not in POLICIES:
+        raise InvalidConfig(f"policy must be one of {sorted(POLICIES)}, got {show(name)}")
+    return POLICIES[name]
+
+
+def best_k(accepted: int, verdicts: int, c: float, most: int = MAX_MEASURED_K) -> int:
+    """The k in 1..most minimising SI's long-run latency per token (k c + 1) / (1 + a +
+    ... + a^k) at a = (accepted + 1) / (verdicts + 2): the renewal-reward rate of
+    dsi_ref.theory.closed_form.si_rate, in floats (it runs after every verdict)."""
+    a = (accepted + 1) / (verdicts + 2)
+    best, best_rate = 1, math.inf
+    tokens, power = 1.0, 1.0
+    for k in range(1, most + 1):
+        power *= a
+        tokens += power
+        rate = (k * c + 1) / tokens
+        if rate < best_rate:
+            best, best_rate = k, rate
+    return best
