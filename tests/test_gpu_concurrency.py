@@ -23,7 +23,10 @@ WAITS = Waits(Latency.of("0.04"), Latency.of("0.001"), replace=True)
 
 
 def _run(servers: int) -> tuple[float, float, dict[str, object]]:
-    cfg = RunnerConfig(max_new_tokens=24, k=1, servers=servers, acceptance=1.0, waits=WAITS)
+    # The paper's policy: the default ('safe') never keeps more than two servers busy.
+    cfg = RunnerConfig(
+        max_new_tokens=24, k=1, servers=servers, acceptance=1.0, waits=WAITS, policy="paper"
+    )
     r = run(TARGET, DRAFTER, [1, 2], cfg, record=True)
     target_busy = sum(s for kind, _, _, s in r.pass_log if kind == "target")
     assert r.trace is not None

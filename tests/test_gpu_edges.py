@@ -109,12 +109,12 @@ def test_predict_uses_the_non_preemptive_clock() -> None:
             "dsi",
             accepted,
             RunConfig(max_tokens=6, k=2, servers=2, target_latency=t, drafter_latency=d,
-                      preemptive=pre),
+                      preemptive=pre, policy="paper"),
         ).latency
         for pre in (False, True)
     }  # fmt: skip
     assert want[False] != want[True]
-    assert predict(real, 2, 2, t, d) == want[False]
+    assert predict(real, 2, 2, t, d, policy="paper") == want[False]
 
 
 # --- item 4: checkpoints whose tensors do not match the model ------------------------------

@@ -137,6 +137,7 @@ def _trace(case: Case) -> tuple[Latency, list[dict[str, Any]]]:
         target_latency=tl,
         drafter_latency=dl,
         preemptive=False,
+        policy="paper",  # the cases were found under the paper's policy
     )
     trace = run_dsi(target, drafter, cfg, record=True).trace
     assert trace is not None
