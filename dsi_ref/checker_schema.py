@@ -266,7 +266,9 @@ def _payload(kind: str, f: _Fields, version: int) -> Payload:
     if kind == "done":
         return Done()
     if kind == "fault":
-        return Fault(f.get_str("worker"), f.get_str("kind"), f.get_opt_int("id"), f.get_str("action"))
+        return Fault(
+            f.get_str("worker"), f.get_str("kind"), f.get_opt_int("id"), f.get_str("action")
+        )
     raise TraceError(f"{f.where}: unknown event kind {short(kind)}")
 
 

@@ -121,16 +121,14 @@ def run(
     """One run on already loaded, already checked models (see `generate` for the checks).
 
     `passes` replaces what each pass computes (tests inject faulty ones here).
-    `backend`: "threads", "processes", "ray", or an open pool to reuse
-    (`gpu_runner.transport.processes.ProcessBackend`, `...ray.RayBackend`).
+    `backend`: "threads", "processes", or an open pool to reuse
+    (`gpu_runner.transport.processes.ProcessBackend`).
     """
     check_backend(backend)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one intra-op thread per CPU worker: more only fight for cores
     try:
-        return _run(
-            target, drafter, prompt, cfg, server_devices, record, progress, passes, backend
-        )
+        return _run(target, drafter, prompt, cfg, server_devices, record, progress, passes, backend)
     finally:
         torch.set_num_threads(threads)
 

@@ -85,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write the trace (with --algorithm all: one file per algorithm)",
     )
     r.add_argument("--json", type=Path, default=None, help="write the summary as JSON")
+    r.add_argument(
+        "--backend",
+        default="threads",
+        choices=("threads", "processes"),
+        help="workers as threads of this process (default) or one OS process each",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -154,6 +160,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             acceptance=ns.acceptance,
             record=ns.trace is not None,
             progress=_progress(alg, ns.max_new_tokens, ns.quiet),
+            backend=ns.backend,
         )
         tl = fitted_latency(run.pass_log, "target")
         dl = fitted_latency(run.pass_log, "drafter")

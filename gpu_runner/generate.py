@@ -19,6 +19,7 @@ from gpu_runner.errors import IncompatiblePair
 from gpu_runner.loading import check_pair, context_window, load_model, resolve_device, vocab_size
 from gpu_runner.passes import Waits
 from gpu_runner.result import RealRun
+from gpu_runner.transport.backends import check_backend
 
 _DTYPES = {
     "float64": torch.float64,
@@ -111,6 +112,7 @@ def generate(
     acceptance: float | None = None,
     record: bool = False,
     progress: Callable[[int], Any] | None = None,
+    backend: Any = "threads",
 ) -> RealRun:
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
@@ -121,14 +123,17 @@ def generate(
     target servers' devices (round-robin; servers on one device share one weight
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
     seconds pads every pass to a fixed wait (latency-injected mode); `acceptance`
-    switches to timing mode (keyed Bernoulli acceptance). Returns tokens, wall
-    times, counters, costs and (with record=True) a trace dsi_ref's checker reads.
+    switches to timing mode (keyed Bernoulli acceptance). `backend`: "threads",
+    "processes" (one OS process per worker), or an open `ProcessBackend` to reuse.
+    Returns tokens, wall times, counters, costs and (with record=True) a trace
+    dsi_ref's checker reads.
     """
     sampling = SamplingConfig(
         greedy=not do_sample, temperature=temperature, top_k=top_k, top_p=top_p
     )
     waits = latency_waits(inject_target, inject_drafter, replace_forward)
     cfg = RunnerConfig(algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance)
+    check_backend(backend)
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)
     devs = server_devices(devices, cfg.servers if algorithm == "dsi" else 1, exclusive)
@@ -147,4 +152,13 @@ def generate(
                 f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
                 f"{name}'s context window of {window}"
             )
-    return run(t_model, d_model, prompt, cfg, server_devices=devs, record=record, progress=progress)
+    return run(
+        t_model,
+        d_model,
+        prompt,
+        cfg,
+        server_devices=devs,
+        record=record,
+        progress=progress,
+        backend=backend,
+    )

@@ -32,11 +32,13 @@ class _Caller:
         self.ident = 0
         self.log: list[tuple[str, int, int, float]] = []
 
-    def __call__(self, worker: int, kind: str, chain: list[int], first: int, last: int,
-                 cost: float | None) -> Any:
+    def __call__(
+        self, worker: int, kind: str, chain: list[int], first: int, last: int, cost: float | None
+    ) -> Any:
         self.ident += 1
-        job = PassJob(self.ident, "draft" if kind == "drafter" else "score", tuple(chain),
-                      first, last, cost)
+        job = PassJob(
+            self.ident, "draft" if kind == "drafter" else "score", tuple(chain), first, last, cost
+        )
         self.workers.submit(worker, job)
         while True:
             rep = self.workers.next_report(None)

@@ -16,10 +16,11 @@ from typing import Any, Literal, Protocol
 
 from dsi_ref.errors import DSIError
 
-BACKENDS = ("threads", "processes", "ray")
+BACKENDS = ("threads", "processes")  # "ray": not built yet (docs/gpu-runner.md)
 
 PassKind = Literal["draft", "score"]
 FaultKind = Literal["died", "hung", "raised"]
+FaultAction = Literal["restarted", "moved"]
 
 
 class WorkerFailure(DSIError, RuntimeError):
@@ -70,7 +71,7 @@ class FaultRecord:
     worker: int
     kind: FaultKind
     ident: int | None  # the job it was running, if any
-    action: Literal["restarted", "moved"]
+    action: FaultAction
     cause: str
 
 

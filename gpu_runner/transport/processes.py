@@ -16,6 +16,7 @@ report with the run's number, so a late report of an earlier run is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import pickle
@@ -148,7 +149,7 @@ class ProcessBackend:
     ) -> None:
         self.deadline = deadline
         self.max_restarts = max_restarts
-        self._ctx = mp.get_context(start_method)
+        self._ctx: Any = mp.get_context(start_method)
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload(PRELOAD)
         self._slots: list[_Slot | None] = []
@@ -171,15 +172,14 @@ class ProcessBackend:
     def _send(self, slot: _Slot, msg: tuple[Any, ...]) -> None:
         blob = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
         self.bytes += len(blob)
-        try:
-            slot.conn.send_bytes(blob)
-        except (BrokenPipeError, ConnectionResetError, EOFError, OSError):
-            pass  # it died: its sentinel reports that
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, EOFError, OSError):
+            slot.conn.send_bytes(blob)  # if it died, its sentinel reports that
 
-    def _await_ready(self, i: int) -> None:
+    def _await_ready(self, i: int, timeout: float = START_TIMEOUT) -> bool:
+        """Wait for worker i's `ready` for this run; False if it died or stayed silent."""
         slot = self._slots[i]
         assert slot is not None
-        end = time.monotonic() + START_TIMEOUT
+        end = time.monotonic() + timeout
         while True:
             left = end - time.monotonic()
             ready = wait([slot.conn, slot.proc.sentinel], max(0.0, left))
@@ -189,16 +189,29 @@ class ProcessBackend:
                 except (EOFError, OSError):
                     msg = ("died",)
                 if msg[0] == "ready" and msg[1] == self._run:
-                    return
+                    return True
                 if msg[0] != "died":
                     continue  # a late report of an earlier run
             if ready or left <= 0:
-                code = slot.proc.exitcode
-                slot.alive = False
-                raise WorkerFailure(
-                    f"{worker_name(i)} did not start within {START_TIMEOUT:.0f} s "
-                    f"(exit code {code})"
-                )
+                return False
+
+    def _start_ready(self, i: int, model: torch.nn.Module) -> None:
+        """A fresh process for slot i, begun for this run, or WorkerFailure."""
+        old = self._slots[i]
+        if old is not None:
+            old.proc.kill()  # hung, or raised mid-pass: its cache is not to be trusted
+            old.proc.join(timeout=5)
+            old.conn.close()
+        slot = self._slots[i] = self._spawn(model)
+        begin = self._begin[i]
+        assert begin is not None
+        self._send(slot, begin)
+        if not self._await_ready(i):
+            slot.alive = False
+            raise WorkerFailure(
+                f"{worker_name(i)} did not start within {START_TIMEOUT:.0f} s "
+                f"(exit code {slot.proc.exitcode})"
+            )
 
     def open(
         self,
@@ -233,9 +246,11 @@ class ProcessBackend:
             begin = self._begin[i]
             if slot is not None and begin is not None:
                 self._send(slot, begin)
+        # A worker still busy with an earlier run's pass past the deadline is replaced.
+        wait_s = START_TIMEOUT if self.deadline is None else self.deadline
         for i, slot in enumerate(self._slots):
-            if slot is not None:
-                self._await_ready(i)
+            if slot is not None and not self._await_ready(i, wait_s):
+                self._start_ready(i, slot.model)
         inner = ProcessWorkers(self, self._run)
         return Supervised(inner, deadline=self.deadline, max_restarts=self.max_restarts)
 
@@ -254,17 +269,10 @@ class ProcessBackend:
 
     def restart(self, i: int) -> bool:
         slot = self._slots[i]
-        begin = self._begin[i] if i < len(self._begin) else None
-        if slot is None or begin is None:
+        if slot is None or i >= len(self._begin) or self._begin[i] is None:
             return False
-        if slot.proc.is_alive():
-            slot.proc.kill()  # hung, or raised mid-pass: its cache is not to be trusted
-        slot.proc.join(timeout=5)
-        slot.conn.close()
-        self._slots[i] = self._spawn(slot.model)
-        self._send(self._slots[i], begin)  # type: ignore[arg-type]
         try:
-            self._await_ready(i)
+            self._start_ready(i, slot.model)
         except WorkerFailure:
             return False
         return True

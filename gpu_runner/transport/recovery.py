@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from dsi_ref.errors import DSIError
 from gpu_runner.transport.interface import (
+    FaultAction,
     FaultKind,
     FaultRecord,
     PassJob,
@@ -130,6 +131,7 @@ class Supervised:
         lost, self.held[p] = self.held[p], []
         if ident is None and lost:
             ident = lost[0][1].ident
+        action: FaultAction
         if self.restarts[p] < self.max_restarts and self.inner.restart(p):
             self.restarts[p] += 1
             target, action = p, "restarted"

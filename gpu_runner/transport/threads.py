@@ -52,7 +52,9 @@ class ThreadWorkers:
         mw = ModelWorker(m, self._prompt, "target" + name[6:] if i else name, self._vocab)
         self._mw[i] = mw
         cancelled = self._cancelled[i]
-        self._th[i] = WorkerThread(f"{i}:{self._gen[i]}", self._outbox, cancelled.__contains__, mw.device)
+        self._th[i] = WorkerThread(
+            f"{i}:{self._gen[i]}", self._outbox, cancelled.__contains__, mw.device
+        )
 
     @property
     def count(self) -> int:
