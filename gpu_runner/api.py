@@ -121,8 +121,8 @@ def run(
     """One run on already loaded, already checked models (see `generate` for the checks).
 
     `passes` replaces what each pass computes (tests inject faulty ones here).
-    `backend`: "threads", "processes", or an open pool to reuse
-    (`gpu_runner.transport.processes.ProcessBackend`).
+    `backend`: "threads", "processes", "ray", or an open pool to reuse
+    (`gpu_runner.transport.processes.ProcessBackend`, `gpu_runner.transport.ray.RayBackend`).
     """
     check_backend(backend)
     threads = torch.get_num_threads()

@@ -88,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--backend",
         default="threads",
-        choices=("threads", "processes"),
-        help="workers as threads of this process (default) or one OS process each",
+        choices=("threads", "processes", "ray"),
+        help="workers as threads of this process (default), one OS process each, or Ray actors",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")

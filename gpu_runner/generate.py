@@ -124,7 +124,8 @@ def generate(
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
     seconds pads every pass to a fixed wait (latency-injected mode); `acceptance`
     switches to timing mode (keyed Bernoulli acceptance). `backend`: "threads",
-    "processes" (one OS process per worker), or an open `ProcessBackend` to reuse.
+    "processes" (one OS process per worker), "ray" (one actor per worker), or an open
+    `ProcessBackend` / `RayBackend` to reuse.
     Returns tokens, wall times, counters, costs and (with record=True) a trace
     dsi_ref's checker reads.
     """

@@ -1,4 +1,4 @@
-"""`backend=`: a name ("threads", "processes") or an open pool to reuse across runs."""
+"""`backend=`: a name ("threads", "processes", "ray") or an open pool to reuse across runs."""
 
 from __future__ import annotations
 
@@ -39,9 +39,7 @@ def open_workers(
         sup = Supervised(ThreadWorkers(models, prompt, vocab, passes))
         return sup, sup.shutdown
     if isinstance(backend, str):
-        from gpu_runner.transport.processes import ProcessBackend
-
-        pool = ProcessBackend()
+        pool = _new_pool(backend)
         try:
             sup = pool.open(models, prompt, vocab, passes)
         except BaseException:
@@ -50,3 +48,14 @@ def open_workers(
         return sup, pool.close
     sup = backend.open(models, prompt, vocab, passes)
     return sup, sup.shutdown
+
+
+def _new_pool(name: str) -> Any:
+    """A pool for one run (closed with it)."""
+    if name == "processes":
+        from gpu_runner.transport.processes import ProcessBackend
+
+        return ProcessBackend()
+    from gpu_runner.transport.ray import RayBackend
+
+    return RayBackend()

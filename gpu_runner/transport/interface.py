@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 
 from dsi_ref.errors import DSIError
 
-BACKENDS = ("threads", "processes")  # "ray": not built yet (docs/gpu-runner.md)
+BACKENDS = ("threads", "processes", "ray")
 
 PassKind = Literal["draft", "score"]
 FaultKind = Literal["died", "hung", "raised"]

@@ -59,8 +59,8 @@ def _pack(x: Any) -> Any:
 
 
 def _unpack(x: Any) -> Any:
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(x)
+    if isinstance(x, np.ndarray):  # Ray hands back read-only (zero-copy) arrays
+        return torch.from_numpy(x if x.flags.writeable else x.copy())
     if isinstance(x, (list, tuple)):
         return type(x)(_unpack(v) for v in x)
     return x

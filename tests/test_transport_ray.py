@@ -1,0 +1,118 @@
+"""The `ray` backend on a local 2-CPU cluster: same tokens, checked traces, faults survived.
+
+Skips unless ray is importable (optional extra `ray`). One cluster for the module,
+started by the backend and shut down at the end; no Ray process may outlive it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("ray", reason="the ray backend needs the optional extra: pip install '.[ray]'")
+
+from gpu_fixtures import VOCAB, pair, torch
+from transport_faults import FaultyPasses
+
+from dsi_ref import RunConfig, run_dsi
+from dsi_ref.checker import check_trace
+from dsi_ref.sampling import SamplingConfig
+from gpu_runner.adapter import TorchLM
+from gpu_runner.api import RunnerConfig, make_rule, run
+from gpu_runner.passes import PassMaker
+from gpu_runner.transport.interface import WorkerFailure
+from gpu_runner.transport.ray import RayBackend
+
+TARGET, DRAFTER = pair()
+N = 10
+
+
+def _ray_pids() -> set[int]:
+    """Processes whose command line names ray's raylet, GCS or workers (ours or not)."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"raylet" in cmd or b"gcs_server" in cmd or b"ray::" in cmd:
+                out.add(int(d.name))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[RayBackend]:
+    before = _ray_pids()
+    # The actors import the tests' helpers (the planted faults) by module name.
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}}
+    backend = RayBackend(num_cpus=0.5, local_cpus=2, deadline=4.0, max_restarts=1, runtime_env=env)
+    try:
+        yield backend
+    finally:
+        backend.close()
+    import time
+
+    deadline = time.monotonic() + 20
+    while _ray_pids() - before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _ray_pids() - before, f"Ray processes left behind: {_ray_pids() - before}"
+
+
+def test_greedy_and_sampled_tokens_and_traces(pool: RayBackend) -> None:
+    prompt = [5, 9, 11]
+    with torch.no_grad():
+        out = TARGET.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=N,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=0,
+        )
+    want = tuple(out[0, len(prompt) :].tolist())
+    for alg, servers in (("dsi", 1), ("si", 1)):
+        cfg = RunnerConfig(algorithm=alg, max_new_tokens=N, k=3, servers=servers)
+        r = run(TARGET, DRAFTER, prompt, cfg, backend=pool, record=True)
+        assert r.tokens == want, f"{alg}: {r.tokens} != generate's {want}"
+        assert r.trace is not None and check_trace(r.trace).ok
+    sampling = SamplingConfig(temperature=0.8, top_k=8)
+    tl, dl = TorchLM(TARGET, [], VOCAB), TorchLM(DRAFTER, [], VOCAB)
+    rc = RunConfig(max_tokens=N, k=3, servers=1, seed=3, sampling=sampling, prompt=tuple(prompt))
+    cfg = RunnerConfig(max_new_tokens=N, k=3, servers=1, seed=3, sampling=sampling)
+    r = run(TARGET, DRAFTER, prompt, cfg, backend=pool, record=True)
+    assert r.tokens == run_dsi(tl, dl, rc).tokens
+    assert r.trace is not None and check_trace(r.trace).ok
+
+
+@pytest.mark.parametrize("how", ["raise", "die", "hang"])
+def test_fault_is_survived(pool: RayBackend, tmp_path: Path, how: str) -> None:
+    # One server: the faulty pass is never one the run can finish without waiting for.
+    cfg = RunnerConfig(max_new_tokens=N, k=3, servers=1, seed=5, sampling=SamplingConfig())
+    clean = run(TARGET, DRAFTER, [3, 1, 4], cfg).tokens
+    base = PassMaker(cfg.sampling, make_rule(cfg, VOCAB), None)
+    passes = FaultyPasses(base, how, "target", 4, str(tmp_path / "fired"))
+    starts = pool.starts
+    r = run(TARGET, DRAFTER, [3, 1, 4], cfg, backend=pool, record=True, passes=passes)
+    assert (tmp_path / "fired").exists(), "the planted fault never fired"
+    assert r.tokens == clean, f"{how}: {r.tokens} != fault-free {clean}"
+    assert r.trace is not None
+    report = check_trace(r.trace)
+    assert report.ok, report.violations[:5]
+    faults = [e for e in r.trace["events"] if e["ev"] == "fault"]
+    assert [f["kind"] for f in faults] == [{"die": "died", "raise": "raised", "hang": "hung"}[how]]
+    assert [f["action"] for f in faults] == ["restarted"]
+    # A pass that raised leaves its actor alive: a fresh cache on it, no new actor.
+    assert pool.starts - starts == (0 if how == "raise" else 1)
+
+
+def test_every_server_dead_is_a_typed_error(pool: RayBackend) -> None:
+    cfg = RunnerConfig(max_new_tokens=N, k=3, servers=1, seed=5, sampling=SamplingConfig())
+    passes = FaultyPasses(
+        PassMaker(cfg.sampling, make_rule(cfg, VOCAB), None), "raise", "target", 0, None
+    )
+    with pytest.raises(WorkerFailure, match=r"every target server is dead: server0 raised"):
+        run(TARGET, DRAFTER, [3, 1, 4], cfg, backend=pool, passes=passes)
