@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from dsi_ref.config import MAX_SERVERS, MAX_TOKENS, SEED_LIMIT, RunConfig
@@ -33,10 +32,11 @@ from dsi_ref.demo import (
 from dsi_ref.errors import DSIError, InvalidConfig, TraceError
 from dsi_ref.fileio import MAX_JSON_BYTES
 from dsi_ref.latency import MAX_NUMBER_CHARS, Latency, parse_fraction
+from dsi_ref.outputs import OutputPath, check_outputs, per_name_paths, write_outputs
 from dsi_ref.pairs import DEFAULT_PAIR, PAIRS, Pair, get_pair
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import MAX_TEMPERATURE, MIN_TEMPERATURE, SamplingConfig
-from dsi_ref.trace import DEFAULT_TOL, load_trace, save_trace
+from dsi_ref.trace import DEFAULT_TOL, load_trace, trace_writer
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SHOWN_TOKENS = 20
@@ -247,26 +247,12 @@ def _speedup_json(ups: dict[str, Speedup]) -> dict[str, dict[str, str | float | 
     return out
 
 
-def _trace_paths(path: str, algorithms: Sequence[str]) -> dict[str, Path]:
-    """Where each algorithm's trace goes.
-
-    A directory (existing, or named with a trailing slash): DIR/<algorithm>.json.
-    A file name: as given for one algorithm, NAME.<algorithm>.EXT for several. A name
-    that is all extension (".json") has no NAME: <algorithm>.json, never a hidden file.
-    """
-    if not path:
-        raise InvalidConfig("--trace needs a file or directory name, got ''")
-    p = Path(path)
-    if path.endswith(("/", os.sep)) or p.is_dir():
-        return {a: p / f"{a}.json" for a in algorithms}
-    name = p.name
-    dot = name.rfind(".")
-    stem, ext = (name[:dot], name[dot:]) if dot >= 0 else (name, "")
-    if not stem.strip("."):
-        return {a: p.with_name(f"{a}{ext or '.json'}") for a in algorithms}
-    if len(algorithms) == 1:
-        return {algorithms[0]: p}
-    return {a: p.with_name(f"{stem}.{a}{ext}") for a in algorithms}
+def _trace_paths(path: str | None, algorithms: Sequence[str]) -> dict[str, OutputPath]:
+    """Where each algorithm's trace goes (dsi_ref.outputs.per_name_paths), checked now:
+    a bad path fails before any run (and creates missing directories)."""
+    if path is None:
+        return {}
+    return check_outputs(per_name_paths(path, algorithms, "--trace"), "trace file")
 
 
 def _run_all(
@@ -275,8 +261,8 @@ def _run_all(
     algorithms: Sequence[str],
     trace: str | None,
     progress: TextIO | None = None,
-) -> tuple[list[RunResult], dict[str, Path]]:
-    paths = _trace_paths(trace, algorithms) if trace else {}
+) -> tuple[list[RunResult], dict[str, OutputPath]]:
+    paths = _trace_paths(trace, algorithms)
     results = []
     for a in algorithms:
         start = time.perf_counter()
@@ -284,14 +270,14 @@ def _run_all(
         if progress is not None:  # wall time of this process, not the virtual clock
             took = time.perf_counter() - start
             progress.write(f"{LABELS[a]}: {cfg.max_tokens} tokens in {took:.1f} s\n")
-    for r in results:
-        if r.algorithm in paths and r.trace is not None:
-            try:
-                save_trace(r.trace, paths[r.algorithm])
-            except OSError as e:
-                raise InvalidConfig(
-                    f"cannot write trace file {str(paths[r.algorithm])!r}: {e.strerror}"
-                ) from e
+    # All or nothing: every trace is staged before any file is replaced.
+    write_outputs(
+        [
+            (paths[r.algorithm], trace_writer(r.trace, paths[r.algorithm]))
+            for r in results
+            if r.algorithm in paths and r.trace is not None
+        ]
+    )
     return results, paths
 
 

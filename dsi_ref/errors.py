@@ -29,6 +29,10 @@ class TraceError(DSIError):
     """A trace file that is malformed or violates the DSI rules."""
 
 
+class OutputError(DSIError):
+    """An output path that cannot be written, or is something no output may replace."""
+
+
 class EnumerationError(DSIError):
     """Exact enumeration was asked for what it cannot do exactly (float weights, too many paths)."""
 

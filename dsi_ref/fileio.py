@@ -4,17 +4,15 @@
 a directory or device, too large, empty, not UTF-8, nested too deeply, an integer
 too long to convert, NaN/Infinity literals, not JSON at all) into one typed error
 whose message names the file and the problem, so a command line never crashes on
-input. `write_atomic` writes to a temporary file in the target's directory and
-renames it over the target, so an interrupted run never leaves half a file.
+input. Output files are written by `dsi_ref.outputs` (`write_atomic` here is its
+one-file entry point, kept for callers of this module).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -24,15 +22,6 @@ from dsi_ref.errors import DSIError
 # 256 MiB: a version-2 trace takes ~2.1 kB per token at a 32-token vocabulary
 # (docs/trace-format.md), and reading and checking one takes ~30x its size in memory.
 MAX_JSON_BYTES = 256 * 1024 * 1024
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it; done once, at import
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
 
 
 def _no_constant(name: str) -> Any:
@@ -85,22 +74,8 @@ def read_json_file(
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Call `write` on a temporary file beside `path`, then rename it to `path`.
+    """`dsi_ref.outputs.write_output`: a regular file is replaced atomically, a device or
+    FIFO is written in place, anything else is refused (OutputError naming `path`)."""
+    from dsi_ref.outputs import write_output
 
-    Either the whole new file is at `path` or the old one (if any) is untouched:
-    on an error or an interruption the temporary file is removed. OSError from the
-    file system propagates (the caller names the path for the user).
-    """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a plain open() would not
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_output(path, write)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import TraceError
-from dsi_ref.fileio import MAX_JSON_BYTES, read_json_file, write_atomic
+from dsi_ref.fileio import MAX_JSON_BYTES, read_json_file
+from dsi_ref.outputs import OutputPath, write_output
 from dsi_ref.prob import Dist, Num
 
 FORMAT = "dsi-trace"
@@ -269,18 +270,25 @@ def _json_lines(trace: Mapping[str, Any]) -> Iterator[str]:
     yield "}"
 
 
-def save_trace(trace: Mapping[str, Any], path: str | Path) -> None:
-    """Write `trace` to `path` atomically (a reader never sees half a trace)."""
+def trace_writer(trace: Mapping[str, Any], path: object) -> Callable[[IO[bytes]], None]:
+    """A writer of `trace` as JSON lines for dsi_ref.outputs; a value JSON cannot hold
+    (NaN, Infinity) is a TraceError naming `path`, raised before the file is replaced."""
 
     def write(f: IO[bytes]) -> None:
-        for line in _json_lines(trace):
-            f.write(line.encode())
-            f.write(b"\n")
+        try:
+            for line in _json_lines(trace):
+                f.write(line.encode())
+                f.write(b"\n")
+        except ValueError as e:  # json: NaN or Infinity
+            raise TraceError(f"cannot write trace {str(path)!r}: {e}") from None
 
-    try:
-        write_atomic(path, write)
-    except ValueError as e:  # json: NaN or Infinity, which JSON cannot hold
-        raise TraceError(f"cannot write trace {str(path)!r}: {e}") from None
+    return write
+
+
+def save_trace(trace: Mapping[str, Any], path: str | Path | OutputPath) -> None:
+    """Write `trace` to `path` (an OutputPath, or a path checked now) by dsi_ref.outputs'
+    rules: a regular file atomically, a device or FIFO in place, anything else refused."""
+    write_output(path, trace_writer(trace, path), "trace file")
 
 
 def load_trace(path: str | Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 from dsi_ref.errors import DSIError
@@ -80,11 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--trace",
-        type=Path,
+        metavar="PATH",
         default=None,
-        help="write the trace (with --algorithm all: one file per algorithm)",
+        help="write the trace: FILE for one algorithm, FILE -> STEM.<alg>.EXT with "
+        "--algorithm all, DIR/ -> DIR/<alg>.json (checked before any model is loaded)",
     )
-    r.add_argument("--json", type=Path, default=None, help="write the summary as JSON")
+    r.add_argument("--json", metavar="FILE", default=None, help="write the summary as JSON")
     r.add_argument(
         "--backend",
         default="threads",
@@ -112,15 +112,18 @@ def _progress(name: str, n: int, quiet: bool) -> Callable[[int], None] | None:
     return show
 
 
-def _trace_path(base: Path, alg: str, several: bool) -> Path:
-    if not several:
-        return base
-    return base.with_name(f"{base.stem or 'trace'}.{alg}{base.suffix or '.json'}")
-
-
 def cmd_run(ns: argparse.Namespace) -> int:
     from dsi_ref.checker import check_trace
-    from dsi_ref.trace import save_trace
+    from dsi_ref.outputs import (
+        OutputPath,
+        Writer,
+        check_output,
+        check_outputs,
+        per_name_paths,
+        write_bytes,
+        write_outputs,
+    )
+    from dsi_ref.trace import trace_writer
     from gpu_runner.generate import generate
     from gpu_runner.predict import fitted_latency, predict
     from gpu_runner.tokenizer import ByteTokenizer
@@ -136,7 +139,15 @@ def cmd_run(ns: argparse.Namespace) -> int:
         target, drafter = ns.target, ns.drafter
     ids = tok.encode(ns.prompt)
     algs = ALL if ns.algorithm == "all" else (ns.algorithm,)
+    # Every output path is checked before a model is loaded; all are written at the end.
+    traces = (
+        {}
+        if ns.trace is None
+        else check_outputs(per_name_paths(ns.trace, algs, "--trace"), "trace file")
+    )
+    summary = None if ns.json is None else check_output(ns.json, "JSON summary")
     rows: list[dict[str, Any]] = []
+    writes: list[tuple[OutputPath, Writer]] = []
     failed = False
     for alg in algs:
         run = generate(
@@ -158,7 +169,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             inject_target=ns.inject_target,
             inject_drafter=ns.inject_drafter,
             acceptance=ns.acceptance,
-            record=ns.trace is not None,
+            record=bool(traces),
             progress=_progress(alg, ns.max_new_tokens, ns.quiet),
             backend=ns.backend,
         )
@@ -172,17 +183,17 @@ def cmd_run(ns: argparse.Namespace) -> int:
         row = run.summary()
         row["predicted_s"] = predicted
         row["text"] = tok.decode(list(run.tokens))
-        if run.trace is not None and ns.trace is not None:
-            path = _trace_path(ns.trace, alg, len(algs) > 1)
-            save_trace(run.trace, path)
+        if run.trace is not None and alg in traces:
             report = check_trace(run.trace)
-            row["trace"] = str(path)
+            writes.append((traces[alg], trace_writer(run.trace, traces[alg])))
+            row["trace"] = str(traces[alg])
             row["trace_ok"] = report.ok
             failed |= not report.ok
         rows.append(row)
+    if summary is not None:
+        writes.append((summary, write_bytes((json.dumps(rows, indent=1) + "\n").encode())))
+    write_outputs(writes)  # all or nothing: a failure leaves no new regular file
     _print_table(rows)
-    if ns.json is not None:
-        ns.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 1 if failed else 0
 
 

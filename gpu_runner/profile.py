@@ -28,6 +28,7 @@ import transformers
 from transformers import PreTrainedModel
 
 from dsi_ref.errors import DSIError, InvalidConfig
+from dsi_ref.outputs import OutputPath, check_output, write_bytes, write_output
 from gpu_runner.hf_compat import cached_forward, crop, new_cache
 from gpu_runner.loading import check_pair, context_window, load_model, vocab_size
 
@@ -212,10 +213,12 @@ def profile_pair(
     warmup: int = 2,
     acceptance: float | None = None,
     acceptance_source: str = "",
-    out: Path | None = None,
+    out: str | Path | OutputPath | None = None,
 ) -> dict[str, Any]:
     """Profile both models; return (and write to `out`, if given) a one-pair pairs document."""
     check_pair(target, drafter)
+    # Checked before the minutes of profiling, not after.
+    dest = out if out is None or isinstance(out, OutputPath) else check_output(out, "pairs file")
     kw: dict[str, int] = {"prompt_len": prompt_len, "k": k, "repeats": repeats, "warmup": warmup}
     tprof = profile_model(target, **kw)
     dprof = profile_model(drafter, **kw)
@@ -233,11 +236,8 @@ def profile_pair(
         "units": {"latency": "ms per forward pass", "acceptance_rate": "probability in [0, 1]"},
         "pairs": [entry],
     }
-    if out is not None:
-        try:
-            Path(out).write_text(json.dumps(doc, indent=2) + "\n")
-        except OSError as e:
-            raise InvalidConfig(f"cannot write {str(out)!r}: {e}") from None
+    if dest is not None:
+        write_output(dest, write_bytes((json.dumps(doc, indent=2) + "\n").encode()))
     return doc
 
 
@@ -259,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--drafter", required=True, help="local model directory (safetensors)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
-    ap.add_argument("--out", required=True, type=Path, help="pairs JSON file to write")
+    ap.add_argument(
+        "--out", required=True, help="pairs JSON file to write (checked before loading)"
+    )
     ap.add_argument("--prompt-len", type=int, default=128)
     ap.add_argument("--k", type=int, default=5, help="per-position cost for m = 1..k+1")
     ap.add_argument("--repeats", type=int, default=10)
@@ -280,6 +282,7 @@ def profile_main(argv: Sequence[str] | None = None) -> int:
             _check_int("--threads", args.threads, 1)
             torch.set_num_threads(args.threads)
         dtype = DTYPES[args.dtype]
+        out = check_output(args.out, "pairs file")  # before the models load
         target = load_model(args.target, dtype=dtype, device=args.device)
         drafter = load_model(args.drafter, dtype=dtype, device=args.device)
         doc = profile_pair(
@@ -294,14 +297,14 @@ def profile_main(argv: Sequence[str] | None = None) -> int:
             warmup=args.warmup,
             acceptance=args.acceptance,
             acceptance_source=args.acceptance_source,
-            out=args.out,
+            out=out,
         )
-        from dsi_ref.theory.pairs_table import evaluate, format_table, load_pairs
+        from dsi_ref.theory.pairs_table import evaluate, format_table, parse_pairs
 
         prof = doc["pairs"][0]["profile"]
         print(format_profile("target", ModelProfile(**_tuple_pos(prof["target"]))))
         print(format_profile("drafter", ModelProfile(**_tuple_pos(prof["drafter"]))))
-        print(format_table(evaluate(load_pairs(args.out), S=args.S), args.S))
+        print(format_table(evaluate(parse_pairs(doc), S=args.S), args.S))
         print(f"wrote {args.out}")
     except DSIError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -29,6 +29,7 @@ import torch
 import transformers
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from dsi_ref.outputs import check_output, write_bytes, write_outputs
 from gpu_runner.loading import placed
 from gpu_runner.tokenizer import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
 
@@ -294,8 +295,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "untrained": before,
         "trained": after,
     }
-    (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "README.md").write_text(readme(report))
+    write_outputs(
+        [
+            (
+                check_output(out / "training.json"),
+                write_bytes(json.dumps(report, indent=2).encode() + b"\n"),
+            ),
+            (check_output(out / "README.md"), write_bytes(readme(report).encode())),
+        ]
+    )
     print(json.dumps(report, indent=2))
     return 0
 

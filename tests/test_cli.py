@@ -223,7 +223,8 @@ BAD: list[tuple[list[str], str]] = [
     (["check", "x.json", "--temperature", "2"], "--temperature only apply with --pair"),
     (["check", "x.json", "--top-k", "3", "--top-p", "0.5"], "--top-k, --top-p"),
     (["run", "--show-tokens", "-1"], "'-1'"),
-    (["run", "--trace", "/nonexistent/dir/t.json"], "/nonexistent/dir/t.nonsi.json"),
+    # a parent that is a regular file (a missing directory would be created)
+    (["run", "--trace", "README.md/dir/t.json"], "README.md/dir/t.nonsi.json"),
 ]
 
 

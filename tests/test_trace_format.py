@@ -30,13 +30,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsi_ref.checker import DRAFT, LIFECYCLE, check_trace
-from dsi_ref.cli import _trace_paths, main
+from dsi_ref.cli import main
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, TraceError
 from dsi_ref.fileio import write_atomic
 from dsi_ref.latency import Latency
 from dsi_ref.models import MixtureDrafter, random_markov
 from dsi_ref.nonsi import run_nonsi
+from dsi_ref.outputs import per_name_paths
 from dsi_ref.si import run_si
 from dsi_ref.theory.commands import output_prefix
 from dsi_ref.trace import TraceRecorder, load_trace, save_trace, to_version1, to_version2
@@ -393,6 +394,10 @@ def test_save_trace_is_atomic(tmp_path: Path) -> None:
 
 def test_trace_paths(tmp_path: Path) -> None:
     algs = ("nonsi", "si", "dsi")
+
+    def _trace_paths(spec: str, names: tuple[str, ...]) -> dict[str, Path]:
+        return per_name_paths(spec, names, "--trace")
+
     d = tmp_path / "adir"
     d.mkdir()
     assert _trace_paths(str(d), algs) == {a: d / f"{a}.json" for a in algs}

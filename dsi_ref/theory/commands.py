@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dsi_ref.errors import DSIError
+from dsi_ref.errors import DSIError, OutputError
+from dsi_ref.outputs import check_output
 
 # The ranges of the integer flags (checked again, with the work they imply, by the library).
 GRID_MAX = 201
@@ -172,12 +173,10 @@ def run_heatmap(ns: argparse.Namespace) -> int:
     csv_path = prefix.with_name(prefix.name + ".csv")
     png_path = prefix.with_name(prefix.name + ".png")
     try:  # before the grid: a bad --out should not cost the computation
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        print(
-            f"error: cannot create output directory {str(prefix.parent)!r}: {e.strerror or e}",
-            file=sys.stderr,
-        )
+        check_output(csv_path, "CSV file")
+        check_output(png_path, "figure")
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     try:
@@ -197,8 +196,8 @@ def run_heatmap(ns: argparse.Namespace) -> int:
     for path, write in ((csv_path, write_csv), (png_path, plot)):
         try:
             write(h, path)  # atomically: an interrupted run leaves no half file
-        except OSError as e:
-            print(f"error: cannot write {str(path)!r}: {e.strerror or e}", file=sys.stderr)
+        except OutputError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
     for panel, (lo, hi) in h.ranges().items():
         print(f"{PANEL_TITLES[panel]:<48} min {lo:.4f}  max {hi:.4f}")
