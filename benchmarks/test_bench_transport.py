@@ -1,4 +1,4 @@
-"""Transports side by side (`make bench`): threads vs processes on real forwards.
+"""Transports side by side (`make bench`): threads, processes and Ray on real forwards.
 
 - Timing mode (a = 0.8, k = 5) on a random Llama pair whose target pass costs >= 5x
   the drafter's (~27M / ~2.4M, vocabulary 8000, float32, one torch thread per worker):
@@ -7,15 +7,19 @@
 - Transport overhead per pass: every pass replaced by a 0.1 ms wait, non-SI.
 - Bytes moved per token: the trained tiny pair, sampling, DSI P = 2.
 - Memory: RSS and PSS (proportional: shared weights split among processes) of the
-  worker processes for P = 1, 2, 4.
+  worker processes for P = 1, 2, 4 (threads: the driver process, which holds them all).
+Ray runs on a local cluster of 2 CPUs started here (skipped if ray is not installed).
 Assertions check what ran, never time.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import statistics
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,9 +58,25 @@ TARGET = _llama(0, 512, 6, 1376)  # ~27M parameters
 DRAFTER = _llama(1, 128, 2, 344)  # ~2.4M
 
 
+BACKENDS = ["threads", "processes", "ray"]
+HAS_RAY = importlib.util.find_spec("ray") is not None
+
+
 @pytest.fixture(scope="module")
 def pool() -> Iterator[ProcessBackend]:
     with ProcessBackend() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def ray_pool() -> Iterator[Any]:
+    if not HAS_RAY:
+        pytest.skip("the ray backend needs the optional extra: pip install '.[ray]'")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from gpu_runner.transport.ray import RayBackend
+
+    with RayBackend(local_cpus=2) as p:
         yield p
 
 
@@ -70,22 +90,25 @@ def isolated() -> tuple[Latency, Latency]:
     return tl, dl
 
 
-def _backend(name: str, pool: ProcessBackend) -> object:
-    return "threads" if name == "threads" else pool
+def _backend(name: str, request: pytest.FixtureRequest) -> Any:
+    """The open pool of backend `name` (threads: nothing to keep open)."""
+    if name == "threads":
+        return "threads"
+    return request.getfixturevalue("pool" if name == "processes" else "ray_pool")
 
 
-@pytest.mark.parametrize("backend", ["threads", "processes"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("alg,servers", [("si", 1), ("dsi", 1), ("dsi", 2)])
 def test_real_forwards(
     benchmark: BenchmarkFixture,
-    pool: ProcessBackend,
+    request: pytest.FixtureRequest,
     isolated: tuple[Latency, Latency],
     backend: str,
     alg: str,
     servers: int,
 ) -> None:
     cfg = RunnerConfig(algorithm=alg, max_new_tokens=N, k=K, servers=servers, acceptance=A, seed=1)
-    b = _backend(backend, pool)
+    b = _backend(backend, request)
     walls: list[float] = []
 
     def once() -> RealRun:
@@ -107,11 +130,13 @@ def test_real_forwards(
     )
 
 
-@pytest.mark.parametrize("backend", ["threads", "processes"])
-def test_overhead_per_pass(benchmark: BenchmarkFixture, pool: ProcessBackend, backend: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_overhead_per_pass(
+    benchmark: BenchmarkFixture, request: pytest.FixtureRequest, backend: str
+) -> None:
     waits = Waits(Latency.of("0.0001"), Latency.of("0.0001"), replace=True)
     cfg = RunnerConfig(algorithm="nonsi", max_new_tokens=200, acceptance=A, waits=waits)
-    b = _backend(backend, pool)
+    b = _backend(backend, request)
     r = benchmark.pedantic(
         lambda: run(TARGET, DRAFTER, PROMPT, cfg, backend=b), rounds=3, iterations=1
     )
@@ -121,12 +146,16 @@ def test_overhead_per_pass(benchmark: BenchmarkFixture, pool: ProcessBackend, ba
     )
 
 
-def test_bytes_per_token_lossless(benchmark: BenchmarkFixture, pool: ProcessBackend) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bytes_per_token_lossless(
+    benchmark: BenchmarkFixture, request: pytest.FixtureRequest, backend: str
+) -> None:
     t, d = load_tiny_pair()
     cfg = RunnerConfig(
         max_new_tokens=32, k=3, servers=2, seed=1, sampling=SamplingConfig(temperature=0.8)
     )
-    r = benchmark.pedantic(lambda: run(t, d, PROMPT, cfg, backend=pool), rounds=1, iterations=1)
+    b = _backend(backend, request)
+    r = benchmark.pedantic(lambda: run(t, d, PROMPT, cfg, backend=b), rounds=1, iterations=1)
     benchmark.extra_info.update(
         bytes_per_token=r.costs.bytes_moved / 32, vocab=int(t.config.vocab_size)
     )
@@ -143,13 +172,16 @@ def _mem(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("servers", [1, 2, 4])
-def test_memory(benchmark: BenchmarkFixture, pool: ProcessBackend, servers: int) -> None:
+def test_memory(
+    benchmark: BenchmarkFixture, request: pytest.FixtureRequest, backend: str, servers: int
+) -> None:
     cfg = RunnerConfig(max_new_tokens=16, k=K, servers=servers, acceptance=A, seed=1)
-    benchmark.pedantic(
-        lambda: run(TARGET, DRAFTER, PROMPT, cfg, backend=pool), rounds=1, iterations=1
-    )
-    mems = [_mem(p) for p in pool.pids() if p is not None]
+    b = _backend(backend, request)
+    benchmark.pedantic(lambda: run(TARGET, DRAFTER, PROMPT, cfg, backend=b), rounds=1, iterations=1)
+    pids = [os.getpid()] if backend == "threads" else b.pids()
+    mems = [_mem(p) for p in pids if p is not None]
     benchmark.extra_info.update(
         workers=len(mems),
         rss_mb=[round(r / 2**20, 1) for r, _ in mems],

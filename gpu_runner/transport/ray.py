@@ -100,6 +100,7 @@ class _Slot:
     cancelled: set[int] = field(default_factory=set)
     inflight: tuple[Any, PassJob] | None = None
     alive: bool = True
+    pid: int | None = None  # of the actor's process (local clusters: for memory figures)
 
 
 class RayBackend:
@@ -214,7 +215,7 @@ class RayBackend:
         if not done:
             return False
         try:
-            ray.get(done[0])
+            slot.pid = ray.get(done[0])
         except Exception:
             return False
         return True
@@ -304,6 +305,10 @@ class RayBackend:
         self._kill(i)
         self._slots[i] = self._spawn(i, slot.model)
         return self._ready(i)
+
+    def pids(self) -> list[int | None]:
+        """The current run's actor processes (None: no worker in that slot)."""
+        return [None if s is None else s.pid for s in self._slots[: self._n]]
 
     def close(self) -> None:
         """Kill the actors; stop the cluster if this backend started it (idempotent)."""
