@@ -8,8 +8,10 @@ backend's child does (`runpass`), returning the scored rows as numpy arrays.
 and go to an actor one at a time: cancelling a job not yet sent skips it, and a
 sent one completes (non-preemptive, as everywhere). With resources per worker
 (`num_cpus`/`num_gpus`), the actors are placed with a placement group (strategy
-PACK by default, SPREAD to span nodes). `address=None` starts a local cluster
-(and stops it on `close`); an address ("auto", "ray://host:10001") joins one.
+PACK by default, SPREAD to span nodes). `address=None` joins the cluster named by
+$RAY_ADDRESS if set, else starts a local one (stopped on `close`); an address
+("auto", "ray://host:10001") joins one. A cluster this backend joined is left
+running; only the actors and the placement group go on `close`.
 """
 
 from __future__ import annotations
@@ -148,10 +150,11 @@ class RayBackend:
             kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if self.runtime_env is not None:
                 kw["runtime_env"] = self.runtime_env
-            if self.address is None:
+            address = self.address or os.environ.get("RAY_ADDRESS")  # as `ray` itself reads it
+            if address is None:
                 kw["num_cpus"] = self.local_cpus
             else:
-                kw["address"] = self.address
+                kw["address"] = address
             ray.init(**kw)
             self._owns_cluster = True
         self._ray = ray
