@@ -20,10 +20,11 @@ from transport_faults import FaultyPasses
 
 from dsi_ref import RunConfig, run_dsi
 from dsi_ref.checker import check_trace
+from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
 from gpu_runner.adapter import TorchLM
 from gpu_runner.api import RunnerConfig, make_rule, run
-from gpu_runner.passes import PassMaker
+from gpu_runner.passes import PassMaker, Waits
 from gpu_runner.transport.interface import WorkerFailure
 from gpu_runner.transport.ray import RayBackend
 
@@ -50,7 +51,9 @@ def pool() -> Iterator[RayBackend]:
     before = _ray_pids()
     # The actors import the tests' helpers (the planted faults) by module name.
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}}
-    backend = RayBackend(num_cpus=0.5, local_cpus=2, deadline=4.0, max_restarts=1, runtime_env=env)
+    # Deadline: a fresh actor's first pass (lazy initialisation) on a loaded CI box stays
+    # well under it; the planted hang sleeps an hour.
+    backend = RayBackend(num_cpus=0.4, local_cpus=2, deadline=8.0, max_restarts=1, runtime_env=env)
     try:
         yield backend
     finally:
@@ -61,6 +64,18 @@ def pool() -> Iterator[RayBackend]:
     while _ray_pids() - before and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _ray_pids() - before, f"Ray processes left behind: {_ray_pids() - before}"
+
+
+def test_four_servers_overlap_in_five_actors(pool: RayBackend) -> None:
+    # First: the five actors it starts serve the later tests' smaller runs too.
+    waits = Waits(Latency.of("0.04"), Latency.of("0.001"), replace=True)
+    cfg = RunnerConfig(max_new_tokens=24, k=1, servers=4, acceptance=1.0, waits=waits)
+    r = run(TARGET, DRAFTER, [1, 2], cfg, backend=pool, record=True)
+    assert r.trace is not None and check_trace(r.trace).ok
+    busy = sum(s for kind, _, _, s in r.pass_log if kind == "target")
+    assert busy > 1.5 * r.wall, f"target passes summed {busy:.3f} s in {r.wall:.3f} s"
+    pids = [p for p in pool.pids() if p is not None]
+    assert len(set(pids)) == 5 and os.getpid() not in pids
 
 
 def test_greedy_and_sampled_tokens_and_traces(pool: RayBackend) -> None:

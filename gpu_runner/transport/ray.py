@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.passes import PassMaker
 from gpu_runner.transport.interface import (
     PassJob,
@@ -35,7 +36,9 @@ from gpu_runner.transport.interface import (
     WorkerFailure,
     worker_name,
 )
+from gpu_runner.transport.processes import _pack, _portable, _unpack
 from gpu_runner.transport.recovery import Supervised
+from gpu_runner.transport.runpass import pad, run_pass
 
 START_TIMEOUT = 120.0
 
@@ -63,16 +66,11 @@ class WorkerActor:
         self.busy = 0
 
     def begin(self, run: int, prompt: list[int], name: str, passes: PassMaker) -> int:
-        from gpu_runner.kv_worker import ModelWorker
-
         self.mw = ModelWorker(self.model, prompt, name, self.vocab)
         self.passes, self.run, self.busy = passes, run, 0
         return os.getpid()
 
     def step(self, job: PassJob) -> tuple[Any, ...]:
-        from gpu_runner.transport.processes import _pack, _portable
-        from gpu_runner.transport.runpass import pad, run_pass
-
         assert self.passes is not None and self.mw is not None
         start = time.perf_counter_ns()
         try:
@@ -130,6 +128,7 @@ class RayBackend:
         self.runtime_env = runtime_env
         self._ray: Any = None
         self._owns_cluster = False
+        self._joined = False  # connected to a cluster started elsewhere (it may grow)
         self._slots: list[_Slot | None] = []
         self._begin: list[tuple[Any, ...] | None] = []
         self._refs: dict[int, Any] = {}  # id(model) -> ObjectRef of the model
@@ -143,6 +142,7 @@ class RayBackend:
         if self._ray is not None:
             return self._ray
         ray = ray_module()
+        self._joined = True  # unless this backend starts the cluster itself (below)
         if not ray.is_initialized():
             # Ray 2.60 turns token auth on (and writes a token file in $HOME) unless told not to.
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -151,6 +151,7 @@ class RayBackend:
             if self.runtime_env is not None:
                 kw["runtime_env"] = self.runtime_env
             address = self.address or os.environ.get("RAY_ADDRESS")  # as `ray` itself reads it
+            self._joined = address is not None
             if address is None:
                 kw["num_cpus"] = self.local_cpus
             else:
@@ -187,6 +188,13 @@ class RayBackend:
             ray.util.remove_placement_group(self._pg)
             self._pg = None
         bundle = {"CPU": self.num_cpus, **({"GPU": self.num_gpus} if self.num_gpus else {})}
+        have = ray.cluster_resources()
+        short = {r: n * v for r, v in bundle.items() if n * v > have.get(r, 0.0) + 1e-9}
+        if short and not self._joined:  # a local cluster of ours never grows: fail now
+            raise WorkerFailure(
+                f"Ray cannot place {n} workers of {bundle}: they need {short} but the "
+                f"local cluster has { ({r: have.get(r, 0.0) for r in short}) }"
+            )
         pg = ray.util.placement_group([dict(bundle) for _ in range(n)], strategy=self.strategy)
         ready, _ = ray.wait([pg.ready()], timeout=START_TIMEOUT)
         if not ready:
@@ -400,8 +408,6 @@ class RayWorkers:
             slot.alive = False
             now = time.perf_counter_ns()
             return Report(i, -1, None, now, now, fault="died")
-        from gpu_runner.transport.processes import _unpack
-
         self._pump(i)
         return Report(i, ident, _unpack(result), start, end, False, error, overrun)
 
