@@ -8,8 +8,10 @@ latency-injected passes P = 4 servers must really run at once.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from gpu_fixtures import VOCAB, pair, torch
@@ -22,6 +24,7 @@ from dsi_ref.nonsi import run_nonsi
 from dsi_ref.sampling import SamplingConfig
 from gpu_runner.adapter import TorchLM
 from gpu_runner.api import RunnerConfig, run
+from gpu_runner.cli import main
 from gpu_runner.passes import Waits
 from gpu_runner.transport.processes import ProcessBackend
 
@@ -91,3 +94,19 @@ def test_bad_backend_is_refused() -> None:
     cfg = RunnerConfig(max_new_tokens=2, k=1, servers=1)
     with pytest.raises(InvalidConfig, match="'fibers'"):
         run(TARGET, DRAFTER, [1], cfg, backend="fibers")
+
+
+def test_cli_backend_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m gpu_runner run --backend processes` gives the threads' tokens."""
+    tokens = {}
+    for backend in ("threads", "processes"):
+        out = tmp_path / f"{backend}.json"
+        args = ["run", "--algorithm", "dsi", "--max-new-tokens", "6", "--quiet"]
+        rc = main([*args, "--dtype", "float64", "--backend", backend, "--json", str(out)])
+        assert rc == 0, capsys.readouterr().out
+        tokens[backend] = json.loads(out.read_text())[0]["tokens"]
+    assert tokens["processes"] == tokens["threads"] and len(tokens["threads"]) == 6
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--backend", "fibers"])
+    assert info.value.code == 2
+    assert "'fibers'" in capsys.readouterr().err
