@@ -6,6 +6,8 @@
   pass costs measured in isolation (one SI run on threads, passes never overlapping).
 - Transport overhead per pass: every pass replaced by a 0.1 ms wait, non-SI.
 - Bytes moved per token: the trained tiny pair, sampling, DSI P = 2.
+- The trained tiny pair (lossless, greedy, k = 3, 128 tokens): transformers' `generate`
+  and assisted generation (k = 3 constant) beside SI and DSI P = 1, 2 with each backend.
 - Memory: RSS and PSS (proportional: shared weights split among processes) of the
   worker processes for P = 1, 2, 4 (threads: the driver process, which holds them all).
 Ray runs on a local cluster of 2 CPUs started here (skipped if ray is not installed).
@@ -187,3 +189,62 @@ def test_memory(
         rss_mb=[round(r / 2**20, 1) for r, _ in mems],
         pss_mb=[round(p / 2**20, 1) for _, p in mems],
     )
+
+
+TINY_N = 128
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[Any, Any, list[int]]:
+    from gpu_runner.tokenizer import ByteTokenizer
+
+    t, d = load_tiny_pair()
+    return t, d, list(ByteTokenizer().encode("def fib(n):"))
+
+
+@pytest.mark.parametrize("method", ["generate", "assisted"])
+def test_tiny_pair_transformers(
+    benchmark: BenchmarkFixture, tiny: tuple[Any, Any, list[int]], method: str
+) -> None:
+    t, d, prompt = tiny
+    kw: dict[str, Any] = dict(
+        max_new_tokens=TINY_N, min_new_tokens=TINY_N, do_sample=False, pad_token_id=0
+    )
+    if method == "assisted":
+        t.generation_config.num_assistant_tokens = 3
+        t.generation_config.num_assistant_tokens_schedule = "constant"
+        kw["assistant_model"] = d
+    ids = torch.tensor([prompt])
+
+    def once() -> Any:
+        with torch.no_grad():
+            return t.generate(ids, **kw)
+
+    out = benchmark.pedantic(once, rounds=3, iterations=1, warmup_rounds=1)
+    assert out.shape[1] == len(prompt) + TINY_N
+    benchmark.extra_info["tokens_per_s"] = TINY_N / benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("alg,servers", [("si", 1), ("dsi", 1), ("dsi", 2)])
+def test_tiny_pair_runner(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    tiny: tuple[Any, Any, list[int]],
+    backend: str,
+    alg: str,
+    servers: int,
+) -> None:
+    t, d, prompt = tiny
+    cfg = RunnerConfig(algorithm=alg, max_new_tokens=TINY_N, k=3, servers=servers)
+    b = _backend(backend, request)
+    walls: list[float] = []
+
+    def once() -> RealRun:
+        r = run(t, d, prompt, cfg, backend=b)
+        walls.append(r.wall)
+        return r
+
+    r = benchmark.pedantic(once, rounds=3, iterations=1, warmup_rounds=1)
+    assert len(r.tokens) == TINY_N
+    benchmark.extra_info["tokens_per_s"] = TINY_N / statistics.median(walls[1:])
