@@ -8,7 +8,8 @@ backend's child does (`runpass`), returning the scored rows as numpy arrays.
 and go to an actor one at a time: cancelling a job not yet sent skips it, and a
 sent one completes (non-preemptive, as everywhere). With resources per worker
 (`num_cpus`/`num_gpus`), the actors are placed with a placement group (strategy
-PACK by default, SPREAD to span nodes). `address=None` joins the cluster named by
+PACK by default, SPREAD to span nodes; a run with more workers than before adds a
+group for the new ones). `address=None` joins the cluster named by
 $RAY_ADDRESS if set, else starts a local one (stopped on `close`); an address
 ("auto", "ray://host:10001") joins one. A cluster this backend joined is left
 running; only the actors and the placement group go on `close`.
@@ -132,7 +133,7 @@ class RayBackend:
         self._slots: list[_Slot | None] = []
         self._begin: list[tuple[Any, ...] | None] = []
         self._refs: dict[int, Any] = {}  # id(model) -> ObjectRef of the model
-        self._pg: Any = None
+        self._bundles: list[tuple[Any, int]] = []  # worker -> (placement group, bundle)
         self._vocab = 0
         self._run = 0
         self._n = 0  # workers in the current run (idle actors may follow)
@@ -165,28 +166,24 @@ class RayBackend:
         opts: dict[str, Any] = {"num_cpus": self.num_cpus, "max_restarts": 0}
         if self.num_gpus:
             opts["num_gpus"] = self.num_gpus
-        if self._pg is not None:
+        if i < len(self._bundles):
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+            pg, index = self._bundles[i]
             opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
-                self._pg, placement_group_bundle_index=i
+                pg, placement_group_bundle_index=index
             )
         return opts
 
-    def _placement(self, n: int) -> bool:
+    def _placement(self, n: int) -> None:
         """One bundle per worker when workers ask for resources (else Ray packs freely).
 
-        True when a new placement group replaced the old one (its actors must go).
+        More workers than bundles: a placement group for the new ones only, so the
+        actors already placed keep running.
         """
         ray = self._ray
-        if not (self.num_cpus or self.num_gpus):
-            return False
-        if self._pg is not None and self._pg.bundle_count >= n:
-            return False
-        replaced = self._pg is not None
-        if self._pg is not None:
-            ray.util.remove_placement_group(self._pg)
-            self._pg = None
+        if not (self.num_cpus or self.num_gpus) or len(self._bundles) >= n:
+            return
         bundle = {"CPU": self.num_cpus, **({"GPU": self.num_gpus} if self.num_gpus else {})}
         have = ray.cluster_resources()
         short = {r: n * v for r, v in bundle.items() if n * v > have.get(r, 0.0) + 1e-9}
@@ -195,16 +192,16 @@ class RayBackend:
                 f"Ray cannot place {n} workers of {bundle}: they need {short} but the "
                 f"local cluster has { ({r: have.get(r, 0.0) for r in short}) }"
             )
-        pg = ray.util.placement_group([dict(bundle) for _ in range(n)], strategy=self.strategy)
+        more = n - len(self._bundles)
+        pg = ray.util.placement_group([dict(bundle) for _ in range(more)], strategy=self.strategy)
         ready, _ = ray.wait([pg.ready()], timeout=START_TIMEOUT)
         if not ready:
             ray.util.remove_placement_group(pg)
             raise WorkerFailure(
-                f"Ray could not place {n} workers of {bundle} with {self.strategy} within "
-                f"{START_TIMEOUT:.0f} s (cluster resources: {ray.cluster_resources()})"
+                f"Ray could not place {more} more workers of {bundle} with {self.strategy} "
+                f"within {START_TIMEOUT:.0f} s (cluster resources: {ray.cluster_resources()})"
             )
-        self._pg = pg
-        return replaced
+        self._bundles += [(pg, j) for j in range(more)]
 
     def _spawn(self, i: int, model: torch.nn.Module) -> _Slot:
         ray = self._ray
@@ -248,8 +245,7 @@ class RayBackend:
             self._kill_all()
             self._vocab = vocab
         n = len(models)
-        if self._placement(max(n, len(self._slots))):
-            self._kill_all()  # their bundles went with the old placement group
+        self._placement(n)
         while len(self._slots) < n:
             self._slots.append(None)
         self._run += 1
@@ -328,9 +324,9 @@ class RayBackend:
         self._kill_all()
         self._slots = []
         self._refs.clear()
-        if self._pg is not None:
-            self._ray.util.remove_placement_group(self._pg)
-            self._pg = None
+        for pg in {id(pg): pg for pg, _ in self._bundles}.values():
+            self._ray.util.remove_placement_group(pg)
+        self._bundles = []
         if self._owns_cluster:
             self._ray.shutdown()
             self._owns_cluster = False
