@@ -128,13 +128,15 @@ def test_four_servers_overlap_in_five_actors(pool: RayBackend) -> None:
     assert pool.starts - starts == 3
 
 
-@pytest.mark.parametrize("how", ["raise", "die", "hang"])
-def test_fault_is_survived(pool: RayBackend, tmp_path: Path, how: str) -> None:
+@pytest.mark.parametrize(
+    "how,where", [("raise", "target"), ("die", "target"), ("hang", "target"), ("die", "drafter")]
+)
+def test_fault_is_survived(pool: RayBackend, tmp_path: Path, how: str, where: str) -> None:
     # One server: the faulty pass is never one the run can finish without waiting for.
     cfg = RunnerConfig(max_new_tokens=N, k=3, servers=1, seed=5, sampling=SamplingConfig())
     clean = run(TARGET, DRAFTER, [3, 1, 4], cfg).tokens
     base = PassMaker(cfg.sampling, make_rule(cfg, VOCAB), None)
-    passes = FaultyPasses(base, how, "target", 4, str(tmp_path / "fired"))
+    passes = FaultyPasses(base, how, where, 4, str(tmp_path / "fired"))
     starts = pool.starts
     r = run(TARGET, DRAFTER, [3, 1, 4], cfg, backend=pool, record=True, passes=passes)
     assert (tmp_path / "fired").exists(), "the planted fault never fired"
@@ -145,6 +147,7 @@ def test_fault_is_survived(pool: RayBackend, tmp_path: Path, how: str) -> None:
     faults = [e for e in r.trace["events"] if e["ev"] == "fault"]
     assert [f["kind"] for f in faults] == [{"die": "died", "raise": "raised", "hang": "hung"}[how]]
     assert [f["action"] for f in faults] == ["restarted"]
+    assert faults[0]["worker"] == ("drafter" if where == "drafter" else "server0")
     # A pass that raised leaves its actor alive: a fresh cache on it, no new actor.
     assert pool.starts - starts == (0 if how == "raise" else 1)
 
