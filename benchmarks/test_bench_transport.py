@@ -3,7 +3,8 @@
 - Timing mode (a = 0.8, k = 5) on a random Llama pair whose target pass costs >= 5x
   the drafter's (~27M / ~2.4M, vocabulary 8000, float32, one torch thread per worker):
   SI, DSI P = 1 and P = 2 with each backend, beside the non-preemptive prediction from
-  pass costs measured in isolation (one SI run on threads, passes never overlapping).
+  pass costs measured in isolation (one SI run on threads, passes never overlapping);
+  processes also pinned one core per worker (`ProcessBackend(pin=True)`, while they fit).
 - Transport overhead per pass: every pass replaced by a 0.1 ms wait, non-SI.
 - Bytes moved per token: the trained tiny pair, sampling, DSI P = 2.
 - The trained tiny pair (lossless, greedy, k = 3, 128 tokens): transformers' `generate`
@@ -71,6 +72,12 @@ def pool() -> Iterator[ProcessBackend]:
 
 
 @pytest.fixture(scope="module")
+def pinned_pool() -> Iterator[ProcessBackend]:
+    with ProcessBackend(pin=True) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
 def ray_pool() -> Iterator[Any]:
     if not HAS_RAY:
         pytest.skip("the ray backend needs the optional extra: pip install '.[ray]'")
@@ -96,10 +103,11 @@ def _backend(name: str, request: pytest.FixtureRequest) -> Any:
     """The open pool of backend `name` (threads: nothing to keep open)."""
     if name == "threads":
         return "threads"
-    return request.getfixturevalue("pool" if name == "processes" else "ray_pool")
+    fixture = {"processes": "pool", "processes-pinned": "pinned_pool", "ray": "ray_pool"}
+    return request.getfixturevalue(fixture[name])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, "processes-pinned"])
 @pytest.mark.parametrize("alg,servers", [("si", 1), ("dsi", 1), ("dsi", 2)])
 def test_real_forwards(
     benchmark: BenchmarkFixture,

@@ -110,3 +110,20 @@ def test_cli_backend_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         main(["run", "--backend", "fibers"])
     assert info.value.code == 2
     assert "'fibers'" in capsys.readouterr().err
+
+
+def _cores(pid: int) -> set[int]:
+    return os.sched_getaffinity(pid)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two usable cores")
+def test_pinned_workers_one_core_each_while_they_fit() -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    cfg = RunnerConfig(max_new_tokens=4, k=1, servers=1)
+    with ProcessBackend(pin=True) as pinned:
+        run(TARGET, DRAFTER, [1, 2], cfg, backend=pinned)
+        pids = [p for p in pinned.pids() if p is not None]
+        assert [_cores(p) for p in pids] == [{cores[0]}, {cores[1]}]
+        many = RunnerConfig(max_new_tokens=4, k=1, servers=len(cores))  # one worker too many
+        run(TARGET, DRAFTER, [1, 2], many, backend=pinned)
+        assert all(_cores(p) == set(cores) for p in pinned.pids() if p is not None)

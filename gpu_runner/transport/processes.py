@@ -146,9 +146,11 @@ class ProcessBackend:
         deadline: float | None = 120.0,
         max_restarts: int = 2,
         start_method: str = "forkserver",
+        pin: bool = False,
     ) -> None:
         self.deadline = deadline
         self.max_restarts = max_restarts
+        self.pin = pin  # worker i on core i while the run's workers fit the cores
         self._ctx: Any = mp.get_context(start_method)
         if start_method == "forkserver":
             self._ctx.set_forkserver_preload(PRELOAD)
@@ -251,8 +253,21 @@ class ProcessBackend:
         for i, slot in enumerate(self._slots):
             if slot is not None and not self._await_ready(i, wait_s):
                 self._start_ready(i, slot.model)
+        self._pin()
         inner = ProcessWorkers(self, self._run)
         return Supervised(inner, deadline=self.deadline, max_restarts=self.max_restarts)
+
+    def _pin(self) -> None:
+        """With `pin`: worker i on the i-th core this process may use, if every worker
+        gets its own; otherwise (too few cores) every worker may use them all."""
+        if not self.pin or not hasattr(os, "sched_setaffinity"):
+            return
+        cores = sorted(os.sched_getaffinity(0))
+        fits = len(self._slots) <= len(cores)
+        for i, slot in enumerate(self._slots):
+            if slot is not None and slot.alive and slot.proc.pid is not None:
+                with contextlib.suppress(OSError):  # it may have just died
+                    os.sched_setaffinity(slot.proc.pid, {cores[i]} if fits else set(cores))
 
     def _stop(self, i: int) -> None:
         slot = self._slots[i]
@@ -275,6 +290,7 @@ class ProcessBackend:
             self._start_ready(i, slot.model)
         except WorkerFailure:
             return False
+        self._pin()
         return True
 
     def pids(self) -> list[int | None]:
