@@ -132,7 +132,8 @@ class RayBackend:
         self._joined = False  # connected to a cluster started elsewhere (it may grow)
         self._slots: list[_Slot | None] = []
         self._begin: list[tuple[Any, ...] | None] = []
-        self._refs: dict[int, Any] = {}  # id(model) -> ObjectRef of the model
+        # id(model) -> (model, its ObjectRef): the model is held so that its id is not reused
+        self._refs: dict[int, tuple[torch.nn.Module, Any]] = {}
         self._bundles: list[tuple[Any, int]] = []  # worker -> (placement group, bundle)
         self._vocab = 0
         self._run = 0
@@ -205,9 +206,10 @@ class RayBackend:
 
     def _spawn(self, i: int, model: torch.nn.Module) -> _Slot:
         ray = self._ray
-        ref = self._refs.get(id(model))
-        if ref is None:
-            ref = self._refs[id(model)] = ray.put(model)
+        held = self._refs.get(id(model))
+        if held is None:
+            held = self._refs[id(model)] = (model, ray.put(model))
+        ref = held[1]
         cls = ray.remote(WorkerActor)
         actor = cls.options(**self._options(i)).remote(ref, self._vocab)
         self.starts += 1
@@ -264,6 +266,8 @@ class RayBackend:
             self._begin.append(
                 None if m is None else ("begin", self._run, list(prompt), name, passes)
             )
+        live = {id(s.model) for s in self._slots if s is not None}
+        self._refs = {k: v for k, v in self._refs.items() if k in live}  # free old models
         # An actor still busy with an earlier run's pass past the deadline is replaced.
         wait_s = START_TIMEOUT if self.deadline is None else self.deadline
         for i in range(n):
