@@ -12,7 +12,7 @@ $(BIN)/python:
 # torch first, pinned: an unpinned torch (or one pulled in by another package) is a multi-GB CUDA build.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,gpu]'
+	$(BIN)/python -m pip install -q -e '.[test,gpu,ray]'
 	touch $@
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
@@ -41,9 +41,10 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict dsi_ref proofs gpu_runner
 
-# Two workers: CI has two cores, and the suite is CPU-bound (~11 CPU-minutes).
+# Two workers: CI has two cores, and the suite is CPU-bound (~11 CPU-minutes). loadfile: a
+# module's pool or Ray cluster (module fixtures) starts once, on one worker.
 unit: $(VENV)/.installed-test coq-install
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test: lint typecheck coq unit
 

@@ -108,9 +108,19 @@ class Done:
     pass
 
 
+@dataclass(frozen=True)
+class Fault:
+    """A worker fault an executor survived (its lost pass was reissued): no rule reads it."""
+
+    worker: str
+    kind: str
+    id: int | None
+    action: str
+
+
 Payload = (
     DraftStart | DraftDone | DraftCancel | TaskSubmit | TaskStart | TaskDone | TaskCancel
-) | (CommitEv | Done)
+) | (CommitEv | Done | Fault)
 
 
 @dataclass(frozen=True)
@@ -255,6 +265,10 @@ def _payload(kind: str, f: _Fields, version: int) -> Payload:
         return _commit(f)
     if kind == "done":
         return Done()
+    if kind == "fault":
+        return Fault(
+            f.get_str("worker"), f.get_str("kind"), f.get_opt_int("id"), f.get_str("action")
+        )
     raise TraceError(f"{f.where}: unknown event kind {short(kind)}")
 
 

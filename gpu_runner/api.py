@@ -17,12 +17,12 @@ from dsi_ref.sampling import SamplingConfig
 from dsi_ref.verify import TokenRule
 from gpu_runner.dsi_exec import run_dsi_real
 from gpu_runner.errors import ModelLoadError
-from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.loading import vocab_size
 from gpu_runner.passes import BernoulliRule, PassMaker, Waits
 from gpu_runner.result import RealRun
 from gpu_runner.rule import TorchRule
 from gpu_runner.seq_exec import run_nonsi_real, run_si_real
+from gpu_runner.transport.backends import check_backend, open_workers
 
 ALGORITHMS = ("dsi", "si", "nonsi")
 MAX_K = 64
@@ -144,17 +144,21 @@ def run(
     record: bool = False,
     progress: Callable[[int], Any] | None = None,
     passes: PassMaker | None = None,
+    backend: Any = "threads",
 ) -> RealRun:
     """One run on already loaded, already checked models (see `generate` for the checks).
 
     `passes` replaces what each pass computes (tests inject faulty ones here).
+    `backend`: "threads", "processes", "ray", or an open pool to reuse
+    (`gpu_runner.transport.processes.ProcessBackend`, `gpu_runner.transport.ray.RayBackend`).
     """
     check_models(target, drafter)
     check_progress(progress)
+    check_backend(backend)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one intra-op thread per CPU worker: more only fight for cores
     try:
-        return _run(target, drafter, prompt, cfg, server_devices, record, progress, passes)
+        return _run(target, drafter, prompt, cfg, server_devices, record, progress, passes, backend)
     finally:
         torch.set_num_threads(threads)
 
@@ -168,19 +172,25 @@ def _run(
     record: bool,
     progress: Callable[[int], Any] | None,
     passes: PassMaker | None,
+    backend: Any,
 ) -> RealRun:
     vocab = vocab_size(target)
     rc = cfg.run_config(prompt)
     if passes is None:
         passes = PassMaker(cfg.sampling, make_rule(cfg, vocab), cfg.waits)
-    d_worker = ModelWorker(drafter, prompt, "drafter", vocab)
-    if cfg.algorithm != "dsi":
-        t_worker = ModelWorker(target, prompt, "target0", vocab)
+    if cfg.algorithm == "dsi":
+        home = next(target.parameters()).device
+        devices = list(server_devices) if server_devices else [home] * cfg.servers
+        servers = place_servers(target, devices)
+    else:
+        servers = [target]
+    first = None if cfg.algorithm == "nonsi" else drafter  # worker 0 is the drafter
+    workers, close = open_workers(backend, [first, *servers], prompt, vocab, passes)
+    try:
         if cfg.algorithm == "nonsi":
-            return run_nonsi_real(t_worker, passes, rc, vocab, record=record, progress=progress)
-        return run_si_real(d_worker, t_worker, passes, rc, vocab, record=record, progress=progress)
-    home = next(target.parameters()).device
-    devices = list(server_devices) if server_devices else [home] * cfg.servers
-    models = place_servers(target, devices)
-    workers = [ModelWorker(m, prompt, f"target{i}", vocab) for i, m in enumerate(models)]
-    return run_dsi_real(d_worker, workers, passes, rc, vocab, record=record, progress=progress)
+            return run_nonsi_real(workers, passes, rc, vocab, record=record, progress=progress)
+        if cfg.algorithm == "si":
+            return run_si_real(workers, passes, rc, vocab, record=record, progress=progress)
+        return run_dsi_real(workers, passes, rc, vocab, record=record, progress=progress)
+    finally:
+        close()

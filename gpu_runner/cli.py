@@ -148,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_POLICY,
         help=f"DSI scheduling policy (default {DEFAULT_POLICY}; dsi_ref.policies)",
     )
+    r.add_argument(
+        "--backend",
+        default="threads",
+        choices=("threads", "processes", "ray"),
+        help="workers as threads of this process (default), one OS process each, or Ray actors",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -243,6 +249,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             policy=ns.policy,
             record=bool(traces),
             progress=_progress(alg, ns.max_new_tokens, ns.quiet),
+            backend=ns.backend,
         )
         tl = fitted_latency(run.pass_log, "target")
         dl = fitted_latency(run.pass_log, "drafter")

@@ -1,20 +1,20 @@
-"""DSI on real workers: dsi_ref's DSIScheduler driven by threads and the wall clock.
+"""DSI on real workers: dsi_ref's DSIScheduler driven by workers and the wall clock.
 
 The scheduler is the same object the virtual clock drives; here its commands
-become jobs for one drafter thread and P target-server threads, and their
+become jobs for one drafter and P target servers (worker 0 and 1..P of a
+`gpu_runner.transport` backend: threads, processes or Ray actors), and their
 timed reports become its events. It runs non-preemptive (a forward pass cannot
 be interrupted): a cancelled pass that was already running holds its server (or
 the drafter) until it ends, and that end is reported to the scheduler
 (`on_server_free` / `on_drafter_free`) instead of its result, which is dropped.
 Events arrive one at a time (real time has no ties), each a batch of one.
+Worker faults are handled below the executor (`transport.recovery`): a lost pass
+is reissued, and each fault is recorded in the trace as a `fault` event.
 """
 
 from __future__ import annotations
 
-import queue
-from collections.abc import Sequence
 from fractions import Fraction
-from functools import partial
 from typing import Any
 
 from dsi_ref.config import RunConfig
@@ -30,16 +30,16 @@ from dsi_ref.scheduler import (
     StartTask,
 )
 from dsi_ref.trace import TraceRecorder
-from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.passes import PassMaker
-from gpu_runner.result import Costs, RealRun
-from gpu_runner.threads import Job, Report, WorkerThread
+from gpu_runner.result import RealRun
 from gpu_runner.trace_io import Clock, commit_dists
+from gpu_runner.transport.interface import PassJob
+from gpu_runner.transport.recovery import Supervised
+from gpu_runner.transport.report import costs_of, record_faults
 
 
 def run_dsi_real(
-    drafter: ModelWorker,
-    servers: Sequence[ModelWorker],
+    workers: Supervised,
     passes: PassMaker,
     cfg: RunConfig,
     vocab_size: int,
@@ -47,19 +47,13 @@ def run_dsi_real(
     record: bool = False,
     progress: Any = None,
 ) -> RealRun:
-    """Generate cfg.max_tokens tokens with DSI on `servers` (len == cfg.servers)."""
-    if len(servers) != cfg.servers:
-        raise ValueError(f"{len(servers)} target workers for {cfg.servers} servers")
+    """Generate cfg.max_tokens tokens with DSI on `workers` (a drafter and cfg.servers)."""
+    if workers.count != cfg.servers + 1:
+        raise ValueError(f"{workers.count - 1} target workers for {cfg.servers} servers")
     sched: DSIScheduler[Any] = DSIScheduler.from_config(cfg, passes.rule)
     rec = TraceRecorder(record, "dsi", cfg, vocab_size)
-    outbox: queue.Queue[Report] = queue.Queue()
     dead_drafts: set[int] = set()
     dead_tasks: set[int] = set()
-    d_thread = WorkerThread("drafter", outbox, dead_drafts.__contains__, drafter.device)
-    s_threads = [
-        WorkerThread(f"server{i}", outbox, dead_tasks.__contains__, w.device)
-        for i, w in enumerate(servers)
-    ]
     task_server: dict[int, int] = {}
     # Cancelled passes that still run (non-preemptive): their end frees the drafter / server.
     held_drafts: set[int] = set()
@@ -80,16 +74,15 @@ def run_dsi_real(
             if isinstance(cmd, StartDraft):
                 pos, chain = cmd.position, cmd.tokens
                 cost = passes.cost(False, pos, 1)
-                d_thread.submit(Job(cmd.draft_id, partial(passes.draft, drafter, chain, pos), cost))
+                workers.submit(0, PassJob(cmd.draft_id, "draft", tuple(chain), pos, pos, cost))
                 spans[("drafter", cmd.draft_id)] = (pos, 1)
                 rec.event(t, "draft_start", id=cmd.draft_id, pos=pos)
             elif isinstance(cmd, StartTask):
-                w = servers[cmd.server]
                 task_server[cmd.task_id] = cmd.server
                 cost = passes.cost(True, cmd.first, cmd.last - cmd.first + 1)
                 spans[("target", cmd.task_id)] = (cmd.first, cmd.last - cmd.first + 1)
-                run = partial(passes.score, w, cmd.tokens, cmd.first, cmd.last)
-                s_threads[cmd.server].submit(Job(cmd.task_id, run, cost))
+                job = PassJob(cmd.task_id, "score", tuple(cmd.tokens), cmd.first, cmd.last, cost)
+                workers.submit(1 + cmd.server, job)
                 rec.event(t, "task_start", id=cmd.task_id, server=cmd.server)
             elif isinstance(cmd, QueueTask):
                 rec.event(
@@ -121,11 +114,14 @@ def run_dsi_real(
                     progress(len(times))
             elif isinstance(cmd, CancelDraft):
                 dead_drafts.add(cmd.draft_id)
+                workers.cancel(0, cmd.draft_id)
                 if cmd.held:
                     held_drafts.add(cmd.draft_id)
                 rec.event(t, "draft_cancel", id=cmd.draft_id)
             elif isinstance(cmd, CancelTask):
                 dead_tasks.add(cmd.task_id)
+                if cmd.server is not None:
+                    workers.cancel(1 + cmd.server, cmd.task_id)
                 if cmd.held and cmd.server is not None:
                     held_tasks[cmd.task_id] = cmd.server
                 rec.event(t, "task_cancel", id=cmd.task_id, reason=cmd.reason)
@@ -135,42 +131,41 @@ def run_dsi_real(
                 rec.event(t, "done")
 
     overruns = 0
-    try:
-        execute(sched.start(), clock.now())
-        while not done:
-            rep = outbox.get()
-            if rep.error is not None:
-                raise rep.error
-            kind = "drafter" if rep.worker == "drafter" else "target"
-            first, width = spans.pop((kind, rep.ident))
-            if not rep.skipped:
-                overruns += rep.overrun
-                log.append((kind, first, width, (rep.ended - rep.started) / 1e9))
-            t = clock.now()
-            if rep.worker == "drafter":
-                if rep.ident in held_drafts:
-                    held_drafts.discard(rep.ident)
-                    execute(sched.on_drafter_free(), t)
-                    continue
-                if rep.skipped or rep.ident in dead_drafts:
-                    continue
-                token, q = rep.result
-                rec.event(t, "draft_done", id=rep.ident, token=token)
-                execute(sched.on_draft_done(rep.ident, token, q), t)
-            else:
-                if rep.ident in held_tasks:
-                    execute(sched.on_server_free(held_tasks.pop(rep.ident)), t)
-                    continue
-                if rep.skipped or rep.ident in dead_tasks:
-                    continue
-                rec.event(t, "task_done", id=rep.ident, server=task_server[rep.ident])
-                execute(sched.on_task_done(rep.ident, rep.result), t)
-    finally:
-        for th in [d_thread, *s_threads]:
-            th.stop()
-    # Late reports of passes still running at the end are discarded with the queue.
-    busy = sum(th.busy_ns for th in [d_thread, *s_threads])
-    costs = Costs.of(servers, drafter, busy, overruns)
+    execute(sched.start(), clock.now())
+    while not done:
+        rep = workers.next_report(None)
+        record_faults(rec, clock, workers)
+        if rep is None:
+            continue
+        if rep.error is not None:  # a typed error (bad model output): not a fault
+            raise rep.error
+        kind = "drafter" if rep.worker == 0 else "target"
+        first, width = spans.pop((kind, rep.ident))
+        if not rep.skipped:
+            overruns += rep.overrun
+            log.append((kind, first, width, (rep.ended - rep.started) / 1e9))
+        t = clock.now()
+        if rep.worker == 0:
+            if rep.ident in held_drafts:
+                held_drafts.discard(rep.ident)
+                execute(sched.on_drafter_free(), t)
+                continue
+            if rep.skipped or rep.ident in dead_drafts:
+                continue
+            token, q = rep.result
+            rec.event(t, "draft_done", id=rep.ident, token=token)
+            execute(sched.on_draft_done(rep.ident, token, q), t)
+        else:
+            if rep.ident in held_tasks:
+                execute(sched.on_server_free(held_tasks.pop(rep.ident)), t)
+                continue
+            if rep.skipped or rep.ident in dead_tasks:
+                continue
+            rec.event(t, "task_done", id=rep.ident, server=task_server[rep.ident])
+            execute(sched.on_task_done(rep.ident, rep.result), t)
+    # Late reports of passes still running at the end are discarded by whoever
+    # shuts the workers down (gpu_runner.api).
+    costs = costs_of(workers, overruns)
     wall = times[-1] if times else 0.0
     tokens = sched.committed
     trace = rec.finish(tokens, end_t)

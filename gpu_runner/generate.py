@@ -21,6 +21,7 @@ from gpu_runner.errors import IncompatiblePair
 from gpu_runner.loading import check_pair, context_window, load_model, resolve_device, vocab_size
 from gpu_runner.passes import Waits
 from gpu_runner.result import RealRun
+from gpu_runner.transport.backends import check_backend
 
 _DTYPES = {
     "float64": torch.float64,
@@ -123,6 +124,7 @@ def generate(
     record: bool = False,
     progress: Callable[[int], Any] | None = None,
     policy: str = DEFAULT_POLICY,
+    backend: Any = "threads",
 ) -> RealRun:
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
@@ -134,9 +136,10 @@ def generate(
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
     seconds pads every pass to a fixed wait, at most 60 s (latency-injected mode); `acceptance`
     switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
-    policy (dsi_ref.policies). Returns tokens, wall times, costs (forwards that ran),
-    scheduler_counts (tasks the scheduler issued) and (with record=True) a trace dsi_ref's
-    checker reads.
+    policy (dsi_ref.policies). `backend`: "threads", "processes" (one OS process per
+    worker), "ray" (one actor per worker), or an open `ProcessBackend` / `RayBackend` to
+    reuse. Returns tokens, wall times, costs (forwards that ran), scheduler_counts (tasks
+    the scheduler issued) and (with record=True) a trace dsi_ref's checker reads.
     """
     if not isinstance(do_sample, bool):  # 'yes' or 0 would pick a mode by truthiness
         raise InvalidConfig(f"do_sample must be a bool, got {show(do_sample)}")
@@ -149,6 +152,7 @@ def generate(
     cfg = RunnerConfig(
         algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance, policy
     )
+    check_backend(backend)
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)
     devs = server_devices(devices, cfg.servers if algorithm == "dsi" else 1, exclusive)
@@ -167,4 +171,13 @@ def generate(
                 f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the "
                 f"{name}'s context window of {window}"
             )
-    return run(t_model, d_model, prompt, cfg, server_devices=devs, record=record, progress=progress)
+    return run(
+        t_model,
+        d_model,
+        prompt,
+        cfg,
+        server_devices=devs,
+        record=record,
+        progress=progress,
+        backend=backend,
+    )

@@ -29,6 +29,8 @@ class Costs:
     drafter_peak_cache_bytes: int = 0
     device_seconds: float = 0.0  # wall time inside passes, summed over workers
     overruns: int = 0  # passes that took longer than their injected wait
+    bytes_moved: int = 0  # serialised between driver and workers (0 with threads)
+    faults: int = 0  # worker faults survived (gpu_runner.transport.recovery)
 
     @classmethod
     def of(
@@ -90,6 +92,8 @@ class RealRun:
             **self.costs.per_token(n),
             "peak_cache_bytes": self.costs.peak_cache_bytes,
             "overruns": self.costs.overruns,
+            "bytes_moved_per_token": self.costs.bytes_moved / n,
+            "faults": self.costs.faults,
             "tasks_cancelled": self.scheduler_counts.tasks_cancelled,
             "tasks_queued": self.scheduler_counts.tasks_queued,
         }

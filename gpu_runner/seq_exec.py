@@ -1,4 +1,4 @@
-"""SI and non-SI on the same workers as DSI, in the calling thread, on the wall clock.
+"""SI and non-SI on the same workers as DSI (any transport), one pass at a time, on the wall clock.
 
 They mirror dsi_ref.si.run_si and dsi_ref.nonsi.run_nonsi step for step (same
 keys, same bonus rule, same trace events), so their tokens equal the
@@ -7,53 +7,53 @@ reference's and their traces pass the same checker.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from functools import partial
-from typing import Any, TypeVar
-
-import torch
+from typing import Any
 
 from dsi_ref.config import RunConfig
 from dsi_ref.result import Counters
 from dsi_ref.trace import TraceRecorder
-from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.passes import PassMaker
-from gpu_runner.result import Costs, RealRun
+from gpu_runner.result import RealRun
 from gpu_runner.trace_io import Clock, commit_dists
+from gpu_runner.transport.interface import PassJob
+from gpu_runner.transport.recovery import Supervised
+from gpu_runner.transport.report import costs_of, record_faults
 
-R = TypeVar("R")
 
+class _Caller:
+    """Runs one pass at a time on a worker and waits for it (the worker pads and times it)."""
 
-class _Timer:
-    """Runs a pass, synchronises the device, pads it to its injected cost."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.busy_ns = 0
+    def __init__(self, workers: Supervised, rec: TraceRecorder, clock: Clock) -> None:
+        self.workers = workers
+        self.rec = rec
+        self.clock = clock
         self.overruns = 0
+        self.ident = 0
         self.log: list[tuple[str, int, int, float]] = []
 
-    def __call__(self, fn: Callable[[], R], cost: float | None, span: tuple[str, int, int]) -> R:
-        start = time.perf_counter_ns()
-        out = fn()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        if cost is not None:
-            left = start + int(cost * 1e9) - time.perf_counter_ns()
-            if left > 0:
-                time.sleep(left / 1e9)
-            else:
-                self.overruns += 1
-        took = time.perf_counter_ns() - start
-        self.busy_ns += took
-        self.log.append((*span, took / 1e9))
-        return out
+    def __call__(
+        self, worker: int, kind: str, chain: list[int], first: int, last: int, cost: float | None
+    ) -> Any:
+        self.ident += 1
+        job = PassJob(
+            self.ident, "draft" if kind == "drafter" else "score", tuple(chain), first, last, cost
+        )
+        self.workers.submit(worker, job)
+        while True:
+            rep = self.workers.next_report(None)
+            record_faults(self.rec, self.clock, self.workers)
+            if rep is not None and rep.ident == self.ident:
+                break
+        if rep.error is not None:  # a typed error (bad model output): not a fault
+            raise rep.error
+        self.overruns += rep.overrun
+        self.log.append((kind, first, last - first + 1, (rep.ended - rep.started) / 1e9))
+        return rep.result
 
 
 def run_si_real(
-    drafter: ModelWorker,
-    target: ModelWorker,
+    workers: Supervised,
     passes: PassMaker,
     cfg: RunConfig,
     vocab_size: int,
@@ -63,8 +63,8 @@ def run_si_real(
 ) -> RealRun:
     rule = passes.rule
     rec = TraceRecorder(record, "si", cfg, vocab_size)
-    timer = _Timer(target.device)
     clock = Clock()
+    call = _Caller(workers, rec, clock)
     n, k = cfg.max_tokens, cfg.k
     tokens: list[int] = []
     times: list[float] = []
@@ -78,11 +78,7 @@ def run_si_real(
         qs: list[Any] = []
         for j in range(m):
             rec.event(clock.now(), "draft_start", id=draft_id, pos=i + j)
-            tok, q = timer(
-                partial(passes.draft, drafter, list(chain), i + j),
-                passes.cost(False, i + j, 1),
-                ("drafter", i + j, 1),
-            )
+            tok, q = call(0, "drafter", chain, i + j, i + j, passes.cost(False, i + j, 1))
             rec.event(clock.now(), "draft_done", id=draft_id, pos=i + j, token=tok)
             draft_id += 1
             chain.append(tok)
@@ -90,11 +86,7 @@ def run_si_real(
         t = clock.now()
         rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
         rec.event(t, "task_start", id=task_id, server=0)
-        ps = timer(
-            partial(passes.score, target, chain, i, i + m),
-            passes.cost(True, i, m + 1),
-            ("target", i, m + 1),
-        )
+        ps = call(1, "target", chain, i, i + m, passes.cost(True, i, m + 1))
         t = clock.now()
         rec.event(t, "task_done", id=task_id, server=0)
         for j in range(m):
@@ -135,15 +127,15 @@ def run_si_real(
     rec.event(end, "done")
     c.target_forwards = task_id
     c.drafter_forwards = draft_id
-    costs = Costs.of([target], drafter, timer.busy_ns, timer.overruns)
+    costs = costs_of(workers, call.overruns)
     trace = rec.finish(tokens, end)
     return RealRun(
-        "si", tuple(tokens), times[-1], tuple(times), tuple(accepted), c, costs, trace, timer.log
+        "si", tuple(tokens), times[-1], tuple(times), tuple(accepted), c, costs, trace, call.log
     )
 
 
 def run_nonsi_real(
-    target: ModelWorker,
+    workers: Supervised,
     passes: PassMaker,
     cfg: RunConfig,
     vocab_size: int,
@@ -153,19 +145,15 @@ def run_nonsi_real(
 ) -> RealRun:
     rule = passes.rule
     rec = TraceRecorder(record, "nonsi", cfg, vocab_size)
-    timer = _Timer(target.device)
     clock = Clock()
+    call = _Caller(workers, rec, clock)
     tokens: list[int] = []
     times: list[float] = []
     for i in range(cfg.max_tokens):
         t = clock.now()
         rec.event(t, "task_submit", id=i, kind="target", tokens=list(tokens), first=i, last=i)
         rec.event(t, "task_start", id=i, server=0)
-        (p,) = timer(
-            partial(passes.score, target, list(tokens), i, i),
-            passes.cost(True, i, 1),
-            ("target", i, 1),
-        )
+        (p,) = call(1, "target", tokens, i, i, passes.cost(True, i, 1))
         t = clock.now()
         rec.event(t, "task_done", id=i, server=0)
         token = rule.target_token(i, p)
@@ -178,7 +166,7 @@ def run_nonsi_real(
             progress(len(tokens))
     end = clock.now()
     rec.event(end, "done")
-    costs = Costs.of([target], None, timer.busy_ns, timer.overruns)
+    costs = costs_of(workers, call.overruns)
     n = cfg.max_tokens
     counters = Counters(target_forwards=n)
     trace = rec.finish(tokens, end)
@@ -191,5 +179,5 @@ def run_nonsi_real(
         counters,
         costs,
         trace,
-        timer.log,
+        call.log,
     )

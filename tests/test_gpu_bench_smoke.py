@@ -1,10 +1,11 @@
-"""benchmarks/gpu/bench.py (the device benchmark) runs end to end on CPU at tiny shapes,
-so the script a GPU session runs once is not first exercised there."""
+"""benchmarks/gpu/test_bench_device.py (the device benchmark suite) runs end to end on CPU
+at tiny shapes, so the suite a GPU session runs once is not first exercised there."""
 
 from __future__ import annotations
 
 import json
-import runpy
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,51 +14,38 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu" / "bench.py"
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "benchmarks" / "gpu" / "test_bench_device.py"
 
 
-def test_device_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    argv = [
-        str(SCRIPT),
-        "--out",
-        str(tmp_path),
-        "--shape",
-        "tiny",
-        "--drafter-shape",
-        "tinier",
-        "--device",
-        "cpu",
-        "--dtype",
-        "float32",
-        "--tokens",
-        "8",
-        "--prompt",
-        "4",
-        "--servers",
-        "1",
-        "2",
-        "--ks",
-        "1",
-        "2",
-        "--repeats",
-        "2",
-        "--acceptance",
-        "0.6",
+def test_device_benchmark_smoke(tmp_path: Path) -> None:
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        BENCH_DEVICE="cpu",
+        BENCH_SHAPE="tiny",
+        BENCH_DRAFTER="tinier",
+        BENCH_DTYPE="float32",
+        BENCH_TOKENS="8",
+        BENCH_PROMPT="4",
+    )
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(SUITE)]
+    cmd += ["--benchmark-only", f"--benchmark-json={out}", "-x"]
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    names = {b["name"] for b in json.loads(out.read_text())["benchmarks"]}
+    assert "test_dsi_threads_vs_processes[2-processes]" in names, sorted(names)
+    assert "test_run_threads[dsi-5-8-0.8]" in names, sorted(names)
+    runs = [
+        b for b in json.loads(out.read_text())["benchmarks"] if "predicted_s" in b["extra_info"]
     ]
-    monkeypatch.setattr(sys, "argv", argv)
-    with pytest.raises(SystemExit) as info:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    assert info.value.code == 0
-    res = json.loads((tmp_path / "results.json").read_text())
-    algs = {(r["algorithm"], r["k"], r["servers"]) for r in res["runs"]}
-    assert algs == {
-        ("nonsi", 1, 1),
-        ("si", 1, 1),
-        ("si", 2, 1),
-        ("dsi", 1, 1),
-        ("dsi", 1, 2),
-        ("dsi", 2, 1),
-        ("dsi", 2, 2),
-    }
-    assert all(r["predicted_s"] and r["predicted_s"] > 0 for r in res["runs"])
-    assert "DSI/SI" in (tmp_path / "summary.txt").read_text()
+    assert len(runs) == 2 * 12 + 6
+    assert all(b["extra_info"]["predicted_s"] > 0 for b in runs)
+    summary = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu" / "summary.py"), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "test_pass_cost[decode-target]" in summary.stdout
