@@ -81,7 +81,9 @@ def test_sampled_tokens_equal_dsi_ref_and_traces_pass(pool: ProcessBackend) -> N
 
 def test_four_servers_overlap_in_four_processes(pool: ProcessBackend) -> None:
     waits = Waits(Latency.of("0.04"), Latency.of("0.001"), replace=True)
-    cfg = RunnerConfig(max_new_tokens=24, k=1, servers=4, acceptance=1.0, waits=waits)
+    cfg = RunnerConfig(  # the paper's policy: the default (safe) keeps at most two servers busy
+        max_new_tokens=24, k=1, servers=4, acceptance=1.0, waits=waits, policy="paper"
+    )
     r = run(TARGET, DRAFTER, [1, 2], cfg, backend=pool, record=True)
     assert r.trace is not None and check_trace(r.trace).ok
     busy = sum(s for kind, _, _, s in r.pass_log if kind == "target")

@@ -118,7 +118,9 @@ def test_four_servers_overlap_in_five_actors(pool: RayBackend) -> None:
     # After the P = 1 runs: three more actors in a second placement group, none restarted.
     starts = pool.starts
     waits = Waits(Latency.of("0.04"), Latency.of("0.001"), replace=True)
-    cfg = RunnerConfig(max_new_tokens=24, k=1, servers=4, acceptance=1.0, waits=waits)
+    cfg = RunnerConfig(  # the paper's policy: the default (safe) keeps at most two servers busy
+        max_new_tokens=24, k=1, servers=4, acceptance=1.0, waits=waits, policy="paper"
+    )
     r = run(TARGET, DRAFTER, [1, 2], cfg, backend=pool, record=True)
     assert r.trace is not None and check_trace(r.trace).ok
     busy = sum(s for kind, _, _, s in r.pass_log if kind == "target")
