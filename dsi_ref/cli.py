@@ -203,6 +203,19 @@ def _speed(x: Fraction | None) -> str:
     return "-" if x is None else f"{float(x):.3f}x"
 
 
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def acceptance_lines(label: str, rates: Sequence[float], shown: int = 8) -> list[str]:
+    """The measured acceptance by block position, one line (dsi_ref.result)."""
+    if not rates:
+        return []
+    more = " ..." if len(rates) > shown else ""
+    cells = " ".join(f"{x:.2f}" for x in rates[:shown])
+    return [f"  {label:<6} {cells}{more}"]
+
+
 def _table(results: list[RunResult], ups: dict[str, Speedup]) -> list[str]:
     """Metrics as rows, algorithms as columns."""
     rows: list[tuple[str, list[str]]] = [
@@ -214,6 +227,7 @@ def _table(results: list[RunResult], ups: dict[str, Speedup]) -> list[str]:
         ("drafts accepted", [str(r.counters.drafts_accepted) for r in results]),
         ("drafts rejected", [str(r.counters.drafts_rejected) for r in results]),
         ("drafts wasted", [str(r.counters.drafts_wasted) for r in results]),
+        ("acceptance", [_rate(r.counters.acceptance()) for r in results]),
         ("tasks cancelled", [str(r.counters.tasks_cancelled) for r in results]),
         ("tasks queued", [str(r.counters.tasks_queued) for r in results]),
         ("speedup vs non-SI", [_speed(ups[r.algorithm].vs_nonsi) for r in results]),
@@ -309,6 +323,13 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(doc, indent=1) + "\n")
         return EXIT_OK
     lines = [_pair_line(pair), _config_line(cfg), "", *_table(results, ups), ""]
+    by_pos = [
+        line
+        for r in results
+        for line in acceptance_lines(LABELS[r.algorithm], r.counters.acceptance_by_position())
+    ]
+    if by_pos:
+        lines += ["acceptance by block position (0, 1, ...):", *by_pos, ""]
     lines += _tokens_lines(results, args.show_tokens)
     lines += [f"trace ({LABELS[a]}) written to {p}" for a, p in paths.items()]
     out.write("\n".join(lines) + "\n")

@@ -291,6 +291,7 @@ class DSIScheduler(Generic[D]):
         self._now = 0  # the predicted clock, in ticks (module docstring: Policies)
         self._held_end: dict[int, int] = {}  # held server -> predicted end of its pass
         self._done_last: dict[int, int] = {}  # finished task -> its last scored position
+        self._done_first: dict[int, int] = {}  # finished task -> its first (block positions)
         self.s: _State[D] = _State()
         self.queue: list[int] = []
         self.counters = Counters()
@@ -420,6 +421,7 @@ class DSIScheduler(Generic[D]):
         self._now = max(self._now, task.end)
         if self._adaptive:
             self._done_last[task_id] = task.last
+        self._done_first[task_id] = task.first
         c = len(s.committed)
         for j, p in zip(range(task.first, task.last + 1), dists, strict=True):
             if j >= c and j not in s.p_avail:
@@ -540,6 +542,7 @@ class DSIScheduler(Generic[D]):
             token, ok = self.verifier.verify(c, p, q, draft)
             s.committed.append(token)
             out.append(Commit(c, token, draft, ok, tid, p, q))
+            self.counters.verdict(c - self._done_first[tid], ok)
             if ok:
                 self.counters.drafts_accepted += 1
                 s.drafts.pop(0)  # the chain is unchanged: its token at c is now committed

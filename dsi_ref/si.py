@@ -69,6 +69,7 @@ def run_si(
             )
             tokens.append(token)
             times.append(t)
+            c.verdict(j, ok)
             if not ok:
                 c.drafts_rejected += 1
                 c.drafts_wasted += m - j

@@ -305,6 +305,11 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
             "-" if r.get("acceptance_rate") is None else f"{r['acceptance_rate']:.2f}",
         )
         print("  ".join(f"{c:>15}" for c in cells))
+    for r in rows:
+        rates = r.get("acceptance_by_position") or []
+        if rates:
+            shown = " ".join(f"{x:.2f}" for x in rates[:8]) + (" ..." if len(rates) > 8 else "")
+            print(f"{r['algorithm']} acceptance by block position (0, 1, ...): {shown}")
     by = {r["algorithm"]: r for r in rows}
     if "dsi" in by:
         for other in ("si", "nonsi"):

@@ -115,6 +115,7 @@ def run_si_real(
             tokens.append(token)
             times.append(float(t))
             accepted.append(ok)
+            c.verdict(j, ok)
             if not ok:
                 c.drafts_rejected += 1
                 c.drafts_wasted += m - j
