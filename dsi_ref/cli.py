@@ -466,7 +466,8 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--policy",
         choices=sorted(POLICIES),
         default=DEFAULT_POLICY,
-        help=f"DSI scheduling policy (default {DEFAULT_POLICY}; docs/theorems.md T7)",
+        help=f"DSI scheduling policy; SI follows its lookahead (default {DEFAULT_POLICY}; "
+        "docs/theorems.md T7)",
     )
     p.add_argument(
         "--no-preemption",

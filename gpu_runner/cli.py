@@ -146,7 +146,8 @@ def _parser() -> argparse.ArgumentParser:
         "--policy",
         choices=sorted(POLICIES),
         default=DEFAULT_POLICY,
-        help=f"DSI scheduling policy (default {DEFAULT_POLICY}; dsi_ref.policies)",
+        help=f"DSI scheduling policy; SI follows its lookahead (default {DEFAULT_POLICY}; "
+        "dsi_ref.policies)",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import torch
 
 from dsi_ref.config import RunConfig
+from dsi_ref.policies import cost_ratio, get_policy, si_next_k
 from dsi_ref.result import Counters
 from dsi_ref.trace import TraceRecorder
 from gpu_runner.kv_worker import ModelWorker
@@ -66,6 +67,8 @@ def run_si_real(
     timer = _Timer(target.device)
     clock = Clock()
     n, k = cfg.max_tokens, cfg.k
+    policy = get_policy(cfg.policy)  # its lookahead knob (dsi_ref.si)
+    ratio = cost_ratio(cfg.drafter_latency.tpot, cfg.target_latency.tpot)
     tokens: list[int] = []
     times: list[float] = []
     accepted: list[bool] = []
@@ -97,6 +100,7 @@ def run_si_real(
         )
         t = clock.now()
         rec.event(t, "task_done", id=task_id, server=0)
+        all_ok = False
         for j in range(m):
             token, ok = rule.verify(i + j, ps[j], qs[j], chain[i + j])
             if rec.enabled:
@@ -122,6 +126,7 @@ def run_si_real(
                 break
             c.drafts_accepted += 1
         else:
+            all_ok = True
             token = rule.target_token(i + m, ps[m])
             if rec.enabled:
                 pm, _ = commit_dists(ps[m], None, None, passes.acceptance, vocab_size)
@@ -130,6 +135,8 @@ def run_si_real(
             times.append(float(t))
             accepted.append(True)  # a bonus position has no draft; the pattern ignores it
         task_id += 1
+        verdicts = c.drafts_accepted + c.drafts_rejected
+        k = si_next_k(policy, k, m, all_ok, c.drafts_accepted, verdicts, ratio, n)
         if progress is not None:
             progress(len(tokens))
     end = clock.now()
