@@ -168,6 +168,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
         point_mass_proposal=args.point_mass,
         policy=args.policy,
         preemptive=not args.no_preemption,
+        draft_confidence=(
+            None
+            if args.draft_confidence is None
+            else _number(args.draft_confidence, "--draft-confidence")
+        ),
     )
 
 
@@ -189,6 +194,8 @@ def _config_line(cfg: RunConfig) -> str:
     t, d = cfg.target_latency, cfg.drafter_latency
     extra = ", point-mass proposals" if cfg.point_mass_proposal else ""
     prompt = f", prompt {list(cfg.prompt)}" if cfg.prompt else ""
+    if cfg.draft_confidence is not None:
+        extra += f", draft confidence {cfg.draft_confidence}"
     if not cfg.preemptive or cfg.policy != DEFAULT_POLICY:  # shown when not the defaults
         clock = "preemptive" if cfg.preemptive else "non-preemptive"
         extra += f", policy {cfg.policy}, {clock} clock"
@@ -468,6 +475,13 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_POLICY,
         help=f"DSI scheduling policy; SI follows its lookahead (default {DEFAULT_POLICY}; "
         "docs/theorems.md T7)",
+    )
+    p.add_argument(
+        "--draft-confidence",
+        default=None,
+        metavar="X",
+        help="end a block after a draft whose largest drafter probability is below X "
+        "(SI and DSI; default off)",
     )
     p.add_argument(
         "--no-preemption",

@@ -159,3 +159,35 @@ def cost_ratio(drafter_tpot: Fraction, target_tpot: Fraction) -> float:
     """c = drafter TPOT / target TPOT for the "measured" lookahead (0 if the target's is 0),
     as DSIScheduler._measure computes it."""
     return float(drafter_tpot / target_tpot) if target_tpot else 0.0
+
+
+def max_prob(q: object) -> float | Fraction | None:
+    """The drafter's confidence in its draft: q's largest probability (a tuple of numbers
+    in dsi_ref, a tensor in gpu_runner); None when the draft came without q (gpu_runner's
+    replaced passes), which never stops a block."""
+    if q is None:
+        return None
+    biggest = getattr(q, "max", None)
+    if callable(biggest):  # a tensor: one reduction, not a Python loop over the vocabulary
+        return float(biggest())
+    return max(q)  # type: ignore[call-overload, no-any-return]
+
+
+def low_confidence(q: object, threshold: float | Fraction | None) -> bool:
+    """Confidence-based early stop of drafting (transformers' assistant_confidence_threshold
+    idea): the block ends after a draft whose q's largest probability is below
+    `threshold` (None: off). Reads only the q already computed for that draft, so the
+    decision is from the past and the output law stays the target's."""
+    if threshold is None:
+        return False
+    m = max_prob(q)
+    return m is not None and m < threshold
+
+
+def check_confidence(x: object, what: str = "draft_confidence") -> float | Fraction | None:
+    """None, or a number in (0, 1]; InvalidConfig naming the bad value otherwise."""
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float, Fraction)) or not 0 < x <= 1:
+        raise InvalidConfig(f"{what} must be a number in (0, 1] or None, got {show(x)}")
+    return x

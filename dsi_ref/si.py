@@ -9,6 +9,9 @@ k may change between blocks: SI reads the lookahead knob of `cfg.policy`
 (`adaptive`, `paper-adaptive`) is transformers' schedule, "measured" picks k from the
 verdicts so far. Each is decided from verdicts already made, so the tokens stay the
 sequential reference's (the per-position keyed rule) whatever k each block has.
+With `cfg.draft_confidence` a block also ends after a draft whose q's largest
+probability is below it (dsi_ref.policies.low_confidence): its length is still fixed
+by drafts already made.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from fractions import Fraction
 
 from dsi_ref.config import RunConfig
 from dsi_ref.models import LanguageModel
-from dsi_ref.policies import cost_ratio, get_policy, si_next_k
+from dsi_ref.policies import cost_ratio, get_policy, low_confidence, si_next_k
 from dsi_ref.prob import Dist
 from dsi_ref.randomness import Chooser
 from dsi_ref.result import Counters, RunResult
@@ -58,6 +61,9 @@ def run_si(
             draft_id += 1
             chain.append(tok)
             qs.append(q)
+            if low_confidence(q, cfg.draft_confidence):
+                break  # the block ends at this draft (dsi_ref.policies.low_confidence)
+        m = len(qs)
         rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
         rec.event(t, "task_start", id=task_id, server=0)
         t += cfg.target_latency.forward(i, m + 1)  # scores i..i+m

@@ -149,6 +149,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"DSI scheduling policy; SI follows its lookahead (default {DEFAULT_POLICY}; "
         "dsi_ref.policies)",
     )
+    r.add_argument(
+        "--draft-confidence",
+        type=float,
+        default=None,
+        metavar="X",
+        help="end a block after a draft whose largest drafter probability is below X "
+        "(SI and DSI; default off)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -242,6 +250,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             inject_drafter=ns.inject_drafter,
             acceptance=ns.acceptance,
             policy=ns.policy,
+            draft_confidence=ns.draft_confidence,
             record=bool(traces),
             progress=_progress(alg, ns.max_new_tokens, ns.quiet),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -123,6 +124,7 @@ def generate(
     record: bool = False,
     progress: Callable[[int], Any] | None = None,
     policy: str = DEFAULT_POLICY,
+    draft_confidence: float | None = None,
 ) -> RealRun:
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
@@ -134,9 +136,10 @@ def generate(
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
     seconds pads every pass to a fixed wait, at most 60 s (latency-injected mode); `acceptance`
     switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
-    policy (dsi_ref.policies). Returns tokens, wall times, costs (forwards that ran),
-    scheduler_counts (tasks the scheduler issued) and (with record=True) a trace dsi_ref's
-    checker reads.
+    policy (dsi_ref.policies); `draft_confidence` ends a block after a draft whose largest
+    drafter probability is below it (SI and DSI; None: off). Returns tokens, wall times,
+    costs (forwards that ran), scheduler_counts (tasks the scheduler issued) and (with
+    record=True) a trace dsi_ref's checker reads.
     """
     if not isinstance(do_sample, bool):  # 'yes' or 0 would pick a mode by truthiness
         raise InvalidConfig(f"do_sample must be a bool, got {show(do_sample)}")
@@ -149,6 +152,7 @@ def generate(
     cfg = RunnerConfig(
         algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance, policy
     )
+    cfg = dataclasses.replace(cfg, draft_confidence=draft_confidence)
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)
     devs = server_devices(devices, cfg.servers if algorithm == "dsi" else 1, exclusive)

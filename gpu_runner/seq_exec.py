@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import torch
 
 from dsi_ref.config import RunConfig
-from dsi_ref.policies import cost_ratio, get_policy, si_next_k
+from dsi_ref.policies import cost_ratio, get_policy, low_confidence, si_next_k
 from dsi_ref.result import Counters
 from dsi_ref.trace import TraceRecorder
 from gpu_runner.kv_worker import ModelWorker
@@ -90,6 +90,9 @@ def run_si_real(
             draft_id += 1
             chain.append(tok)
             qs.append(q)
+            if low_confidence(q, cfg.draft_confidence):
+                break  # confidence-based early stop (dsi_ref.si)
+        m = len(qs)
         t = clock.now()
         rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
         rec.event(t, "task_start", id=task_id, server=0)
