@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +92,86 @@ def test_cli_json_and_text() -> None:
     assert main(args, text) == 0
     assert "acceptance by block position" in text.getvalue()
     assert "  SI     1.00 1.00 1.00" in text.getvalue()
+
+
+# ----- `dsi_ref table --acceptance-from RUN.json` --------------------------------
+
+SYNTHETIC = "entered by hand from tests/test_acceptance_report.py (synthetic test fixture)"
+LATENCIES = {"target_ttft_ms": 40.0, "target_tpot_ms": 30.0}
+LATENCIES |= {"drafter_ttft_ms": 6.0, "drafter_tpot_ms": 3.0}
+
+
+def _pairs_file(tmp_path: Path, acceptance: float | None) -> Path:
+    row: dict[str, Any] = {"target": "T", "drafter": "D", "dataset": "set"}
+    for f, v in {**LATENCIES, "acceptance_rate": acceptance}.items():
+        row[f] = {"value": v, "provenance": SYNTHETIC if v is not None else "unknown"}
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps({"pairs": [row]}))
+    return path
+
+
+def _run_json(tmp_path: Path, *flags: str) -> tuple[Path, dict[str, Any]]:
+    out = io.StringIO()
+    args = ["run", "--pair", "exact3", "--noise", "1/2", "--max-tokens", "40", "--k", "3"]
+    assert main([*args, *flags, "--json"], out) == 0
+    path = tmp_path / "run.json"
+    path.write_text(out.getvalue())
+    return path, json.loads(out.getvalue())
+
+
+def test_table_takes_measured_acceptance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("numpy")
+    from dsi_ref.theory.pairs_table import (
+        evaluate,
+        load_acceptance,
+        load_pairs,
+        predict,
+        with_acceptance,
+    )
+
+    run, doc = _run_json(tmp_path)
+    acc = sum(sum(r["accepted_by_position"]) for r in doc["results"])
+    ver = sum(sum(r["verdicts_by_position"]) for r in doc["results"])
+    assert ver > 0 and 0 < acc < ver  # noise 1/2: some drafts rejected
+    measured = load_acceptance(run)
+    assert measured.value == acc / ver
+    assert f"{acc} of {ver} drafts accepted" in measured.provenance
+    pairs = _pairs_file(tmp_path, 0.3)  # the assumed rate, replaced
+    (row,) = evaluate(with_acceptance(load_pairs(pairs), measured), S=100, kmax=5, pmax=3)
+    assert row.prediction is not None and row.prediction.a == acc / ver
+    assert row.prediction == predict(acc / ver, 3.0 / 30.0, 100, 5, 3)
+    # The CLI: the file's missing acceptance is filled by the run's.
+    missing = _pairs_file(tmp_path, None)
+    assert main(["table", "--file", str(missing), "--S", "100", "--kmax", "5"]) == 0
+    assert "missing acceptance_rate" in capsys.readouterr().out
+    flags = ["--S", "100", "--kmax", "5", "--acceptance-from", str(run)]
+    assert main(["table", "--file", str(missing), *flags]) == 0
+    out = capsys.readouterr().out
+    assert "missing" not in out and f"{acc / ver:>5.3f}" in out
+
+
+def test_acceptance_from_gpu_runner_rows_and_bad_files(tmp_path: Path) -> None:
+    from dsi_ref.errors import InvalidConfig
+    from dsi_ref.theory.pairs_table import acceptance_from_run, load_acceptance
+
+    rows = [
+        {"algorithm": "dsi", "accepted_by_position": [5, 2], "verdicts_by_position": [6, 4]},
+        {"algorithm": "si", "accepted_by_position": [3], "verdicts_by_position": [5]},
+        {"algorithm": "nonsi", "accepted_by_position": [], "verdicts_by_position": []},
+    ]
+    m = acceptance_from_run(rows, "gpu.json")
+    assert m.value == 10 / 15 and "(dsi, si)" in m.provenance
+    with pytest.raises(InvalidConfig, match="no verified draft"):
+        acceptance_from_run(rows[2:], "nonsi.json")
+    bad = [{"algorithm": "si", "accepted_by_position": [3], "verdicts_by_position": [2]}]
+    with pytest.raises(InvalidConfig, match="malformed"):
+        acceptance_from_run(bad, "bad.json")
+    with pytest.raises(InvalidConfig, match="--json output"):
+        acceptance_from_run({"pairs": []}, "pairs.json")
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(InvalidConfig, match=r"broken\.json"):
+        load_acceptance(path)
+    assert main(["table", "--acceptance-from", str(path)]) == 2
