@@ -168,6 +168,11 @@ def _config(args: argparse.Namespace) -> RunConfig:
         point_mass_proposal=args.point_mass,
         policy=args.policy,
         preemptive=not args.no_preemption,
+        draft_confidence=(
+            None
+            if args.draft_confidence is None
+            else _number(args.draft_confidence, "--draft-confidence")
+        ),
     )
 
 
@@ -189,6 +194,8 @@ def _config_line(cfg: RunConfig) -> str:
     t, d = cfg.target_latency, cfg.drafter_latency
     extra = ", point-mass proposals" if cfg.point_mass_proposal else ""
     prompt = f", prompt {list(cfg.prompt)}" if cfg.prompt else ""
+    if cfg.draft_confidence is not None:
+        extra += f", draft confidence {cfg.draft_confidence}"
     if not cfg.preemptive or cfg.policy != DEFAULT_POLICY:  # shown when not the defaults
         clock = "preemptive" if cfg.preemptive else "non-preemptive"
         extra += f", policy {cfg.policy}, {clock} clock"
@@ -203,6 +210,19 @@ def _speed(x: Fraction | None) -> str:
     return "-" if x is None else f"{float(x):.3f}x"
 
 
+def _rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def acceptance_lines(label: str, rates: Sequence[float], shown: int = 8) -> list[str]:
+    """The measured acceptance by block position, one line (dsi_ref.result)."""
+    if not rates:
+        return []
+    more = " ..." if len(rates) > shown else ""
+    cells = " ".join(f"{x:.2f}" for x in rates[:shown])
+    return [f"  {label:<6} {cells}{more}"]
+
+
 def _table(results: list[RunResult], ups: dict[str, Speedup]) -> list[str]:
     """Metrics as rows, algorithms as columns."""
     rows: list[tuple[str, list[str]]] = [
@@ -214,6 +234,7 @@ def _table(results: list[RunResult], ups: dict[str, Speedup]) -> list[str]:
         ("drafts accepted", [str(r.counters.drafts_accepted) for r in results]),
         ("drafts rejected", [str(r.counters.drafts_rejected) for r in results]),
         ("drafts wasted", [str(r.counters.drafts_wasted) for r in results]),
+        ("acceptance", [_rate(r.counters.acceptance()) for r in results]),
         ("tasks cancelled", [str(r.counters.tasks_cancelled) for r in results]),
         ("tasks queued", [str(r.counters.tasks_queued) for r in results]),
         ("speedup vs non-SI", [_speed(ups[r.algorithm].vs_nonsi) for r in results]),
@@ -309,6 +330,13 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(doc, indent=1) + "\n")
         return EXIT_OK
     lines = [_pair_line(pair), _config_line(cfg), "", *_table(results, ups), ""]
+    by_pos = [
+        line
+        for r in results
+        for line in acceptance_lines(LABELS[r.algorithm], r.counters.acceptance_by_position())
+    ]
+    if by_pos:
+        lines += ["acceptance by block position (0, 1, ...):", *by_pos, ""]
     lines += _tokens_lines(results, args.show_tokens)
     lines += [f"trace ({LABELS[a]}) written to {p}" for a, p in paths.items()]
     out.write("\n".join(lines) + "\n")
@@ -445,7 +473,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "--policy",
         choices=sorted(POLICIES),
         default=DEFAULT_POLICY,
-        help=f"DSI scheduling policy (default {DEFAULT_POLICY}; docs/theorems.md T7)",
+        help=f"DSI scheduling policy; SI follows its lookahead (default {DEFAULT_POLICY}; "
+        "docs/theorems.md T7)",
+    )
+    p.add_argument(
+        "--draft-confidence",
+        default=None,
+        metavar="X",
+        help="end a block after a draft whose largest drafter probability is below X "
+        "(SI and DSI; default off)",
     )
     p.add_argument(
         "--no-preemption",

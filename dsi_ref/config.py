@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
-from dsi_ref.policies import DEFAULT_POLICY, get_policy
+from dsi_ref.policies import DEFAULT_POLICY, check_confidence, get_policy
 from dsi_ref.sampling import SamplingConfig
 
 # Upper bounds of a run. Beyond them a run cannot finish in reasonable time or memory
@@ -45,6 +46,9 @@ class RunConfig:
     preemptive: bool = True
     # What DSI does among the legal moves (dsi_ref.policies): "safe" (default), "paper", ...
     policy: str = DEFAULT_POLICY
+    # Confidence-based early stop of drafting (SI and DSI; None: off): a block ends after a
+    # draft whose q's largest probability is below this (dsi_ref.policies.low_confidence).
+    draft_confidence: float | Fraction | None = None
 
     def __post_init__(self) -> None:
         _positive_int(self.max_tokens, "max_tokens", MAX_TOKENS)
@@ -74,6 +78,7 @@ class RunConfig:
         if not isinstance(self.preemptive, bool):
             raise InvalidConfig(f"preemptive must be a bool, got {show(self.preemptive)}")
         get_policy(self.policy)  # InvalidConfig naming the bad value
+        check_confidence(self.draft_confidence)
         if not isinstance(self.policy, str):
             raise InvalidConfig(f"policy must be a policy name, got {show(self.policy)}")
         object.__setattr__(self, "prompt", tuple(self.prompt))

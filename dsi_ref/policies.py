@@ -39,6 +39,10 @@ Knobs:
   at the measured acceptance a = (accepted + 1) / (verdicts + 2) (verdicts so far,
   a uniform prior) and c = drafter TPOT / target TPOT (`best_k`).
 
+SI reads only the `lookahead` knob (`si_next_k`, dsi_ref.si): with `adaptive` or
+`paper-adaptive` its k follows the heuristic schedule, with `measured` best_k after each
+block, with the others k is fixed.
+
 Named policies: `safe` (the default: never slower than SI at the same k on every
 pattern checked, at P = 1..4; docs/theorems.md T7), `eager` (safe without the limit
 of one speculative server: faster in expectation with many servers, but only within
@@ -57,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from dsi_ref.errors import InvalidConfig, show
 
@@ -126,3 +131,63 @@ def best_k(accepted: int, verdicts: int, c: float, most: int = MAX_MEASURED_K) -
         if rate < best_rate:
             best, best_rate = k, rate
     return best
+
+
+def si_next_k(
+    policy: Policy,
+    k: int,
+    drafts: int,
+    all_accepted: bool,
+    accepted: int,
+    verdicts: int,
+    c: float,
+    most: int,
+) -> int:
+    """SI's k for its next block under `policy.lookahead` (SI reads only the lookahead
+    knob of a policy), after a block of `drafts` drafts: "heuristic" as DSI's (+2, at
+    most `most`, when every draft of the block was accepted, else -1, at least 1),
+    "measured" `best_k` at the run's verdicts so far, "fixed" k. A block with no draft
+    (the last position) changes nothing. Reads only verdicts already made."""
+    if drafts == 0 or policy.lookahead == "fixed":
+        return k
+    if policy.lookahead == "heuristic":
+        return min(k + 2, most) if all_accepted else max(1, k - 1)
+    return best_k(accepted, verdicts, c)
+
+
+def cost_ratio(drafter_tpot: Fraction, target_tpot: Fraction) -> float:
+    """c = drafter TPOT / target TPOT for the "measured" lookahead (0 if the target's is 0),
+    as DSIScheduler._measure computes it."""
+    return float(drafter_tpot / target_tpot) if target_tpot else 0.0
+
+
+def max_prob(q: object) -> float | Fraction | None:
+    """The drafter's confidence in its draft: q's largest probability (a tuple of numbers
+    in dsi_ref, a tensor in gpu_runner); None when the draft came without q (gpu_runner's
+    replaced passes), which never stops a block."""
+    if q is None:
+        return None
+    biggest = getattr(q, "max", None)
+    if callable(biggest):  # a tensor: one reduction, not a Python loop over the vocabulary
+        return float(biggest())
+    return max(q)  # type: ignore[call-overload, no-any-return]
+
+
+def low_confidence(q: object, threshold: float | Fraction | None) -> bool:
+    """Confidence-based early stop of drafting (transformers' assistant_confidence_threshold
+    idea): the block ends after a draft whose q's largest probability is below
+    `threshold` (None: off). Reads only the q already computed for that draft, so the
+    decision is from the past and the output law stays the target's."""
+    if threshold is None:
+        return False
+    m = max_prob(q)
+    return m is not None and m < threshold
+
+
+def check_confidence(x: object, what: str = "draft_confidence") -> float | Fraction | None:
+    """None, or a number in (0, 1]; InvalidConfig naming the bad value otherwise."""
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float, Fraction)) or not 0 < x <= 1:
+        raise InvalidConfig(f"{what} must be a number in (0, 1] or None, got {show(x)}")
+    return x

@@ -1,4 +1,13 @@
-"""What a run returns: tokens, virtual latency, per-token commit times and counters."""
+"""What a run returns: tokens, virtual latency, per-token commit times and counters.
+
+Measured acceptance. Every draft verdict is tallied overall and by its *block
+position*: the draft's position minus the first position scored by the target pass
+whose p verified it (SI: the index of the draft within its block; DSI: within the
+verification task, or 0 for a draft verified by a target-only task). The rate at
+block position i is accepted / verdicts there: the fraction of drafts at position i
+of a block that were accepted, among those that reached a verdict (a draft after a
+rejection in its block gets none).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +26,35 @@ class Counters:
     tasks_cancelled: int = 0
     tasks_queued: int = 0  # tasks that had to wait for a free server
     target_only_tasks: int = 0
+    # Verdicts by block position (module docstring): accepted and total at index i.
+    accepted_at: list[int] = field(default_factory=list)
+    verdicts_at: list[int] = field(default_factory=list)
+
+    def verdict(self, block_position: int, accepted: bool) -> None:
+        """Tally one draft verdict (the drafts_accepted/rejected counts are kept apart)."""
+        while len(self.verdicts_at) <= block_position:
+            self.verdicts_at.append(0)
+            self.accepted_at.append(0)
+        self.verdicts_at[block_position] += 1
+        self.accepted_at[block_position] += accepted
+
+    def acceptance(self) -> float | None:
+        """Accepted drafts / drafts verified; None when no draft was verified (non-SI)."""
+        verified = self.drafts_accepted + self.drafts_rejected
+        return self.drafts_accepted / verified if verified else None
+
+    def acceptance_by_position(self) -> list[float]:
+        """Rate at block position i, for every i that had a verdict (module docstring)."""
+        return [a / v for a, v in zip(self.accepted_at, self.verdicts_at, strict=True)]
+
+    def acceptance_summary(self) -> dict[str, Any]:
+        """The measured acceptance as JSON fields (both CLIs' --json output)."""
+        return {
+            "acceptance": self.acceptance(),
+            "acceptance_by_position": self.acceptance_by_position(),
+            "accepted_by_position": list(self.accepted_at),
+            "verdicts_by_position": list(self.verdicts_at),
+        }
 
 
 @dataclass
@@ -44,4 +82,5 @@ class RunResult:
             "tasks_cancelled": c.tasks_cancelled,
             "tasks_queued": c.tasks_queued,
             "target_only_tasks": c.target_only_tasks,
+            **c.acceptance_summary(),
         }

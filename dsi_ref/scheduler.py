@@ -89,7 +89,7 @@ from typing import Any, Generic, TypeVar
 from dsi_ref.chain import ChainView, TokenChain
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, show
-from dsi_ref.policies import PAPER, Policy, best_k, get_policy
+from dsi_ref.policies import PAPER, Policy, best_k, check_confidence, get_policy, low_confidence
 from dsi_ref.result import Counters
 from dsi_ref.verify import VerifyRule
 
@@ -252,6 +252,7 @@ class DSIScheduler(Generic[D]):
         policy: Policy = PAPER,
         drafter_ttft: Fraction = Fraction(0),
         drafter_tpot: Fraction = Fraction(0),
+        draft_confidence: float | Fraction | None = None,
     ) -> None:
         for value, what in ((max_tokens, "max_tokens"), (k, "lookahead k"), (servers, "servers P")):
             if type(value) is not int or value < 1:
@@ -276,6 +277,10 @@ class DSIScheduler(Generic[D]):
         self._chain = preemptive or policy.chain  # rule 3 (at n - 1 it always runs)
         self._adaptive = policy.lookahead == "heuristic"
         self._measured = policy.lookahead == "measured"
+        # Confidence-based early stop (dsi_ref.policies.low_confidence): the last draft
+        # taken in had q's largest probability below the threshold, so its block ends.
+        self._confidence = check_confidence(draft_confidence)
+        self._low = False
         # Rule 3 and the queue compare pass costs as integers: every cost is a multiple
         # of 1/denom, so comparing numerators is exact and no Fraction is compared per event.
         denom = math.lcm(
@@ -291,6 +296,7 @@ class DSIScheduler(Generic[D]):
         self._now = 0  # the predicted clock, in ticks (module docstring: Policies)
         self._held_end: dict[int, int] = {}  # held server -> predicted end of its pass
         self._done_last: dict[int, int] = {}  # finished task -> its last scored position
+        self._done_first: dict[int, int] = {}  # finished task -> its first (block positions)
         self.s: _State[D] = _State()
         self.queue: list[int] = []
         self.counters = Counters()
@@ -315,6 +321,7 @@ class DSIScheduler(Generic[D]):
             policy=get_policy(cfg.policy),
             drafter_ttft=dl.ttft,
             drafter_tpot=dl.tpot,
+            draft_confidence=cfg.draft_confidence,
         )
 
     @property
@@ -402,6 +409,7 @@ class DSIScheduler(Generic[D]):
         s.draft_inflight = None
         self._now = max(self._now, s.draft_end)
         s.drafts.append((token, q))
+        self._low = low_confidence(q, self._confidence)
         s.chain.append(token)  # the chain now ends at pos: len(s.chain) == pos + 1
         return True
 
@@ -420,6 +428,7 @@ class DSIScheduler(Generic[D]):
         self._now = max(self._now, task.end)
         if self._adaptive:
             self._done_last[task_id] = task.last
+        self._done_first[task_id] = task.first
         c = len(s.committed)
         for j, p in zip(range(task.first, task.last + 1), dists, strict=True):
             if j >= c and j not in s.p_avail:
@@ -459,7 +468,7 @@ class DSIScheduler(Generic[D]):
         pos = s.chain.n - 1  # the last draft
         if pos < s.block_start or pos > self.n - 2:
             return
-        if pos - s.block_start + 1 >= self.k or pos == self.n - 2:
+        if pos - s.block_start + 1 >= self.k or pos == self.n - 2 or self._low:
             first = max(s.block_start, len(s.committed))
             if first <= pos:
                 self._submit("verify", ChainView(s.chain, pos + 1), first, pos + 1, out)
@@ -540,6 +549,7 @@ class DSIScheduler(Generic[D]):
             token, ok = self.verifier.verify(c, p, q, draft)
             s.committed.append(token)
             out.append(Commit(c, token, draft, ok, tid, p, q))
+            self.counters.verdict(c - self._done_first[tid], ok)
             if ok:
                 self.counters.drafts_accepted += 1
                 s.drafts.pop(0)  # the chain is unchanged: its token at c is now committed

@@ -3,6 +3,15 @@
 Drafting and verification alternate and each waits for the other. On full
 acceptance the target's extra scored position gives a bonus token sampled from
 p alone (key purpose TARGET); near the end only min(k, left - 1) tokens are drafted.
+
+k may change between blocks: SI reads the lookahead knob of `cfg.policy`
+(dsi_ref.policies.si_next_k): "fixed" (the default policy's) keeps k, "heuristic"
+(`adaptive`, `paper-adaptive`) is transformers' schedule, "measured" picks k from the
+verdicts so far. Each is decided from verdicts already made, so the tokens stay the
+sequential reference's (the per-position keyed rule) whatever k each block has.
+With `cfg.draft_confidence` a block also ends after a draft whose q's largest
+probability is below it (dsi_ref.policies.low_confidence): its length is still fixed
+by drafts already made.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from fractions import Fraction
 
 from dsi_ref.config import RunConfig
 from dsi_ref.models import LanguageModel
+from dsi_ref.policies import cost_ratio, get_policy, low_confidence, si_next_k
 from dsi_ref.prob import Dist
 from dsi_ref.randomness import Chooser
 from dsi_ref.result import Counters, RunResult
@@ -31,6 +41,8 @@ def run_si(
     verifier, scorer, draft_worker = workers_for(target, drafter, cfg, chooser, parts=parts)
     rec = TraceRecorder(record, "si", cfg, target.vocab_size)
     n, k = cfg.max_tokens, cfg.k
+    policy = get_policy(cfg.policy)
+    ratio = cost_ratio(cfg.drafter_latency.tpot, cfg.target_latency.tpot)
     t = Fraction(0)
     tokens: list[int] = []
     times: list[Fraction] = []
@@ -49,11 +61,15 @@ def run_si(
             draft_id += 1
             chain.append(tok)
             qs.append(q)
+            if low_confidence(q, cfg.draft_confidence):
+                break  # the block ends at this draft (dsi_ref.policies.low_confidence)
+        m = len(qs)
         rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
         rec.event(t, "task_start", id=task_id, server=0)
         t += cfg.target_latency.forward(i, m + 1)  # scores i..i+m
         ps = scorer.score(chain, i, i + m)
         rec.event(t, "task_done", id=task_id, server=0)
+        all_ok = False
         for j in range(m):
             token, ok = verifier.verify(i + j, ps[j], qs[j], chain[i + j])
             rec.commit(
@@ -69,18 +85,22 @@ def run_si(
             )
             tokens.append(token)
             times.append(t)
+            c.verdict(j, ok)
             if not ok:
                 c.drafts_rejected += 1
                 c.drafts_wasted += m - j
                 break
             c.drafts_accepted += 1
         else:
+            all_ok = True
             bonus = ps[m]
             token = verifier.target_token(i + m, bonus)
             rec.commit(t, i + m, token, source="target", task=task_id, p=bonus)
             tokens.append(token)
             times.append(t)
         task_id += 1
+        verdicts = c.drafts_accepted + c.drafts_rejected
+        k = si_next_k(policy, k, m, all_ok, c.drafts_accepted, verdicts, ratio, n)
     rec.event(t, "done")
     c.target_forwards = scorer.forwards
     c.drafter_forwards = draft_worker.forwards

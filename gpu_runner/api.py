@@ -12,7 +12,7 @@ import torch
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
-from dsi_ref.policies import DEFAULT_POLICY, get_policy
+from dsi_ref.policies import DEFAULT_POLICY, check_confidence, get_policy
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.verify import TokenRule
 from gpu_runner.dsi_exec import run_dsi_real
@@ -42,6 +42,7 @@ class RunnerConfig:
     waits: Waits | None = None  # latency-injected mode
     acceptance: float | None = None  # timing mode: keyed Bernoulli(a) acceptance
     policy: str = DEFAULT_POLICY  # DSI's scheduling policy (dsi_ref.policies)
+    draft_confidence: float | None = None  # early stop of drafting (dsi_ref.policies)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -60,6 +61,7 @@ class RunnerConfig:
         ):
             raise InvalidConfig(f"acceptance must be a number in [0, 1], got {show(a)}")
         get_policy(self.policy)  # InvalidConfig naming the bad value
+        check_confidence(self.draft_confidence)
         if self.waits is not None and self.waits.replace and a is None:
             raise InvalidConfig(
                 "waits that replace the forward pass need timing mode (an acceptance rate): "
@@ -82,6 +84,7 @@ class RunnerConfig:
             prompt=tuple(prompt),
             preemptive=False,  # a forward pass cannot be interrupted
             policy=self.policy,
+            draft_confidence=self.draft_confidence,
         )
 
 

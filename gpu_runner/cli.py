@@ -146,7 +146,16 @@ def _parser() -> argparse.ArgumentParser:
         "--policy",
         choices=sorted(POLICIES),
         default=DEFAULT_POLICY,
-        help=f"DSI scheduling policy (default {DEFAULT_POLICY}; dsi_ref.policies)",
+        help=f"DSI scheduling policy; SI follows its lookahead (default {DEFAULT_POLICY}; "
+        "dsi_ref.policies)",
+    )
+    r.add_argument(
+        "--draft-confidence",
+        type=float,
+        default=None,
+        metavar="X",
+        help="end a block after a draft whose largest drafter probability is below X "
+        "(SI and DSI; default off)",
     )
     r.add_argument(
         "--backend",
@@ -247,6 +256,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
             inject_drafter=ns.inject_drafter,
             acceptance=ns.acceptance,
             policy=ns.policy,
+            draft_confidence=ns.draft_confidence,
             record=bool(traces),
             progress=_progress(alg, ns.max_new_tokens, ns.quiet),
             backend=ns.backend,
@@ -312,6 +322,11 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
             "-" if r.get("acceptance_rate") is None else f"{r['acceptance_rate']:.2f}",
         )
         print("  ".join(f"{c:>15}" for c in cells))
+    for r in rows:
+        rates = r.get("acceptance_by_position") or []
+        if rates:
+            shown = " ".join(f"{x:.2f}" for x in rates[:8]) + (" ..." if len(rates) > 8 else "")
+            print(f"{r['algorithm']} acceptance by block position (0, 1, ...): {shown}")
     by = {r["algorithm"]: r for r in rows}
     if "dsi" in by:
         for other in ("si", "nonsi"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -125,6 +126,7 @@ def generate(
     progress: Callable[[int], Any] | None = None,
     policy: str = DEFAULT_POLICY,
     backend: Any = "threads",
+    draft_confidence: float | None = None,
 ) -> RealRun:
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
@@ -136,10 +138,12 @@ def generate(
     copy); `exclusive` asks for one device per server. `inject_*` = (TTFT, TPOT) in
     seconds pads every pass to a fixed wait, at most 60 s (latency-injected mode); `acceptance`
     switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
-    policy (dsi_ref.policies). `backend`: "threads", "processes" (one OS process per
-    worker), "ray" (one actor per worker), or an open `ProcessBackend` / `RayBackend` to
-    reuse. Returns tokens, wall times, costs (forwards that ran), scheduler_counts (tasks
-    the scheduler issued) and (with record=True) a trace dsi_ref's checker reads.
+    policy (dsi_ref.policies); `draft_confidence` ends a block after a draft whose largest
+    drafter probability is below it (SI and DSI; None: off). `backend`: "threads",
+    "processes" (one OS process per worker), "ray" (one actor per worker), or an open
+    `ProcessBackend` / `RayBackend` to reuse. Returns tokens, wall times, costs (forwards
+    that ran), scheduler_counts (tasks the scheduler issued) and (with record=True) a
+    trace dsi_ref's checker reads.
     """
     if not isinstance(do_sample, bool):  # 'yes' or 0 would pick a mode by truthiness
         raise InvalidConfig(f"do_sample must be a bool, got {show(do_sample)}")
@@ -152,6 +156,7 @@ def generate(
     cfg = RunnerConfig(
         algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance, policy
     )
+    cfg = dataclasses.replace(cfg, draft_confidence=draft_confidence)
     check_backend(backend)
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)

@@ -76,9 +76,7 @@ class RealRun:
 
     def acceptance_rate(self) -> float | None:
         """Accepted drafts / drafts verified (None without drafts: non-SI)."""
-        c = self.scheduler_counts
-        verified = c.drafts_accepted + c.drafts_rejected
-        return c.drafts_accepted / verified if verified else None
+        return self.scheduler_counts.acceptance()
 
     def summary(self) -> dict[str, Any]:
         n = max(1, len(self.tokens))
@@ -89,6 +87,8 @@ class RealRun:
             "ms_per_token": 1000 * self.wall / n,
             "accepted": sum(self.accepted),
             "acceptance_rate": self.acceptance_rate(),
+            # measured acceptance by block position (dsi_ref.result), and "acceptance" again
+            **self.scheduler_counts.acceptance_summary(),
             **self.costs.per_token(n),
             "peak_cache_bytes": self.costs.peak_cache_bytes,
             "overruns": self.costs.overruns,

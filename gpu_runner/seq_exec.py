@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dsi_ref.config import RunConfig
+from dsi_ref.policies import cost_ratio, get_policy, low_confidence, si_next_k
 from dsi_ref.result import Counters
 from dsi_ref.trace import TraceRecorder
 from gpu_runner.passes import PassMaker
@@ -66,6 +67,8 @@ def run_si_real(
     clock = Clock()
     call = _Caller(workers, rec, clock)
     n, k = cfg.max_tokens, cfg.k
+    policy = get_policy(cfg.policy)  # its lookahead knob (dsi_ref.si)
+    ratio = cost_ratio(cfg.drafter_latency.tpot, cfg.target_latency.tpot)
     tokens: list[int] = []
     times: list[float] = []
     accepted: list[bool] = []
@@ -83,12 +86,16 @@ def run_si_real(
             draft_id += 1
             chain.append(tok)
             qs.append(q)
+            if low_confidence(q, cfg.draft_confidence):
+                break  # confidence-based early stop (dsi_ref.si)
+        m = len(qs)
         t = clock.now()
         rec.event(t, "task_submit", id=task_id, kind="verify", tokens=chain, first=i, last=i + m)
         rec.event(t, "task_start", id=task_id, server=0)
         ps = call(1, "target", chain, i, i + m, passes.cost(True, i, m + 1))
         t = clock.now()
         rec.event(t, "task_done", id=task_id, server=0)
+        all_ok = False
         for j in range(m):
             token, ok = rule.verify(i + j, ps[j], qs[j], chain[i + j])
             if rec.enabled:
@@ -107,12 +114,14 @@ def run_si_real(
             tokens.append(token)
             times.append(float(t))
             accepted.append(ok)
+            c.verdict(j, ok)
             if not ok:
                 c.drafts_rejected += 1
                 c.drafts_wasted += m - j
                 break
             c.drafts_accepted += 1
         else:
+            all_ok = True
             token = rule.target_token(i + m, ps[m])
             if rec.enabled:
                 pm, _ = commit_dists(ps[m], None, None, passes.acceptance, vocab_size)
@@ -121,6 +130,8 @@ def run_si_real(
             times.append(float(t))
             accepted.append(True)  # a bonus position has no draft; the pattern ignores it
         task_id += 1
+        verdicts = c.drafts_accepted + c.drafts_rejected
+        k = si_next_k(policy, k, m, all_ok, c.drafts_accepted, verdicts, ratio, n)
         if progress is not None:
             progress(len(tokens))
     end = clock.now()

@@ -139,6 +139,14 @@ def register(sub: Any) -> None:
             f"0..{EVENT_TOKENS_MAX} (slow; 0: off)"
         ),
     )
+    tb.add_argument(
+        "--acceptance-from",
+        type=Path,
+        default=None,
+        metavar="RUN.json",
+        help="use the acceptance rate measured by a run (its --json output, dsi_ref or "
+        "gpu_runner) for every pair instead of the file's",
+    )
     tb.set_defaults(func=run_table)
 
 
@@ -212,10 +220,19 @@ def run_heatmap(ns: argparse.Namespace) -> int:
 def run_table(ns: argparse.Namespace) -> int:
     if not require("table", ("numpy",)):
         return 2
-    from dsi_ref.theory.pairs_table import evaluate, format_table, load_pairs
+    from dsi_ref.theory.pairs_table import (
+        evaluate,
+        format_table,
+        load_acceptance,
+        load_pairs,
+        with_acceptance,
+    )
 
     try:
-        rows = evaluate(load_pairs(ns.file), ns.S, ns.kmax, ns.pmax, ns.event_tokens)
+        pairs = load_pairs(ns.file)
+        if ns.acceptance_from is not None:
+            pairs = with_acceptance(pairs, load_acceptance(ns.acceptance_from))
+        rows = evaluate(pairs, ns.S, ns.kmax, ns.pmax, ns.event_tokens)
     except DSIError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ shorter run, with TTFT and TPOT of both models, at the same lookaheads and P.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import math
@@ -392,3 +393,62 @@ def format_table(
             else:
                 lines += [f"    {x}" for x in where]
     return "\n".join(lines)
+
+
+# ----- measured acceptance from a run's --json output ----------------------------
+
+
+def acceptance_from_run(doc: Any, where: str) -> Measured:
+    """The acceptance rate a run recorded: accepted / verified drafts pooled over every
+    result of the file that verified drafts (`dsi_ref run --json`: {"results": [...]};
+    `gpu_runner run --json FILE`: [...]), from the counts by block position that each
+    summary carries (dsi_ref.result). InvalidConfig naming the file when it has none."""
+    rows = doc.get("results") if isinstance(doc, dict) else doc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InvalidConfig(
+            f"{where} is not a run's --json output (a 'results' list, or a list of results)"
+        )
+    accepted = verified = 0
+    used = []
+    for r in rows:
+        acc, ver = r.get("accepted_by_position"), r.get("verdicts_by_position")
+        if acc is None and ver is None:
+            continue
+        ok = (
+            isinstance(acc, list)
+            and isinstance(ver, list)
+            and len(acc) == len(ver)
+            and all(type(x) is int and x >= 0 for x in (*acc, *ver))
+            and all(a <= v for a, v in zip(acc, ver, strict=True))
+        )
+        if not ok:
+            raise InvalidConfig(
+                f"{where}: result {show(r.get('algorithm'))} has malformed acceptance counts "
+                f"(accepted_by_position {show(acc)}, verdicts_by_position {show(ver)})"
+            )
+        if sum(ver):
+            accepted += sum(acc)
+            verified += sum(ver)
+            used.append(str(r.get("algorithm", "?")))
+    if not verified:
+        raise InvalidConfig(
+            f"{where} records no verified draft (no result with verdicts_by_position: "
+            "run SI or DSI with --json)"
+        )
+    return Measured(
+        accepted / verified,
+        f"measured by the run(s) in {where} ({', '.join(used)}): "
+        f"{accepted} of {verified} drafts accepted",
+    )
+
+
+def load_acceptance(path: Path) -> Measured:
+    """`acceptance_from_run` of the JSON file at `path` (every failure an InvalidConfig)."""
+    return acceptance_from_run(read_json_file(path, "run JSON", InvalidConfig), str(path))
+
+
+def with_acceptance(pairs: list[Pair], acceptance: Measured) -> list[Pair]:
+    """Every pair with its acceptance rate replaced by a measured one."""
+    return [
+        dataclasses.replace(p, numbers={**p.numbers, "acceptance_rate": acceptance}) for p in pairs
+    ]
