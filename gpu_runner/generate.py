@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -22,7 +23,7 @@ from gpu_runner.errors import IncompatiblePair
 from gpu_runner.loading import check_pair, context_window, load_model, resolve_device, vocab_size
 from gpu_runner.passes import Waits
 from gpu_runner.result import RealRun
-from gpu_runner.transport.backends import check_backend
+from gpu_runner.transport.backends import check_backend, mark_source
 
 _DTYPES = {
     "float64": torch.float64,
@@ -140,7 +141,8 @@ def generate(
     switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
     policy (dsi_ref.policies); `draft_confidence` ends a block after a draft whose largest
     drafter probability is below it (SI and DSI; None: off). `backend`: "threads",
-    "processes" (one OS process per worker), "ray" (one actor per worker), or an open
+    "processes" (one OS process per worker), "ray" (one actor per worker; a model given
+    as a path is loaded by each actor from that path, which every node must hold), or an open
     `ProcessBackend` / `RayBackend` to reuse. Returns tokens, wall times, costs (forwards
     that ran), scheduler_counts (tasks the scheduler issued) and (with record=True) a
     trace dsi_ref's checker reads.
@@ -165,6 +167,9 @@ def generate(
     t_model = load_model(target, dtype=torch_dtype, device=devs[0])
     d_model = load_model(drafter, dtype=torch_dtype, device=d_dev)
     check_pair(t_model, d_model)  # vocabularies (config and output rows) and dtypes
+    for spec, m in ((target, t_model), (drafter, d_model)):
+        if isinstance(spec, (str, Path)):  # Ray actors load it from there, not shipped
+            mark_source(m, os.path.abspath(spec))
     vocab = vocab_size(t_model)
     bad = [t for t in prompt if t >= vocab]
     if bad:

@@ -6,7 +6,9 @@ started by the backend and shut down at the end; no Ray process may outlive it.
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -28,7 +30,12 @@ from dsi_ref.latency import Latency
 from dsi_ref.sampling import SamplingConfig
 from gpu_runner.adapter import TorchLM
 from gpu_runner.api import RunnerConfig, make_rule, run
+from gpu_runner.errors import ModelLoadError
+from gpu_runner.generate import generate
+from gpu_runner.loading import load_model
 from gpu_runner.passes import PassMaker, Waits
+from gpu_runner.tiny import tiny_pair_paths
+from gpu_runner.transport.backends import mark_source
 from gpu_runner.transport.interface import WorkerFailure
 from gpu_runner.transport.ray import RayBackend
 
@@ -161,3 +168,38 @@ def test_every_server_dead_is_a_typed_error(pool: RayBackend) -> None:
     )
     with pytest.raises(WorkerFailure, match=r"every target server is dead: server0 raised"):
         run(TARGET, DRAFTER, [3, 1, 4], cfg, backend=pool, passes=passes)
+
+
+def test_a_path_the_actor_cannot_read_is_a_typed_error(pool: RayBackend, tmp_path: Path) -> None:
+    # The driver's model claims a directory that the actor's node lacks.
+    target, missing = copy.deepcopy(TARGET), tmp_path / "not-on-this-node"
+    mark_source(target, str(missing))
+    cfg = RunnerConfig(max_new_tokens=N, k=3, servers=1)
+    with pytest.raises(ModelLoadError, match=f"server0 .*{re.escape(repr(str(missing)))}.*exist"):
+        run(target, DRAFTER, [3, 1, 4], cfg, backend=pool)
+
+
+def test_actors_load_path_models_themselves(pool: RayBackend) -> None:
+    t_path, d_path = tiny_pair_paths()
+    prompt = list(b"def fib(n):")
+    with torch.no_grad():
+        out = load_model(t_path, dtype=torch.float64, device="cpu").generate(
+            torch.tensor([prompt]), max_new_tokens=N, do_sample=False, eos_token_id=None
+        )
+    want = tuple(out[0, len(prompt) :].tolist())
+    starts = pool.starts
+    for alg in ("dsi", "si"):  # generate loads the pair again: the actors keep theirs
+        r = generate(
+            t_path,
+            d_path,
+            prompt,
+            algorithm=alg,
+            servers=1,
+            max_new_tokens=N,
+            dtype="float64",
+            backend=pool,
+        )
+        assert r.tokens == want, f"{alg}: {r.tokens} != generate's {want}"
+        assert pool.sources() == [os.path.abspath(d_path), os.path.abspath(t_path)]
+    assert not pool._refs, "a path model went through the object store"
+    assert pool.starts - starts == 2

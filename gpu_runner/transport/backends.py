@@ -13,6 +13,22 @@ from gpu_runner.transport.interface import BACKENDS
 from gpu_runner.transport.recovery import Supervised
 from gpu_runner.transport.threads import ThreadWorkers
 
+# Set by `generate` on a model it loaded from a local directory: a backend whose workers
+# load their own copy (Ray actors) reads it there instead of shipping the weights. An
+# attribute, not a registry, so that a server's copy on another device keeps it.
+SOURCE_ATTR = "_gpu_runner_source_path"
+
+
+def mark_source(model: torch.nn.Module, path: str) -> None:
+    """Record that `model` holds exactly the weights of the model directory `path`."""
+    object.__setattr__(model, SOURCE_ATTR, path)
+
+
+def model_source(model: torch.nn.Module) -> str | None:
+    """The model directory `generate` loaded `model` from (None: a model given in memory)."""
+    path = model.__dict__.get(SOURCE_ATTR)
+    return path if isinstance(path, str) else None
+
 
 def check_backend(backend: object) -> None:
     """Refuse anything but a backend name or an open pool, naming it."""
@@ -39,7 +55,7 @@ def open_workers(
         sup = Supervised(ThreadWorkers(models, prompt, vocab, passes))
         return sup, sup.shutdown
     if isinstance(backend, str):
-        pool = _new_pool(backend)
+        pool = new_pool(backend)
         try:
             sup = pool.open(models, prompt, vocab, passes)
         except BaseException:
@@ -50,12 +66,12 @@ def open_workers(
     return sup, sup.shutdown
 
 
-def _new_pool(name: str) -> Any:
-    """A pool for one run (closed with it)."""
+def new_pool(name: str, **options: Any) -> Any:
+    """An unopened pool of backend `name` ("processes" or "ray"; `options` go to its class)."""
     if name == "processes":
         from gpu_runner.transport.processes import ProcessBackend
 
-        return ProcessBackend()
+        return ProcessBackend(**options)
     from gpu_runner.transport.ray import RayBackend
 
-    return RayBackend()
+    return RayBackend(**options)

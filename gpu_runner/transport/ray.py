@@ -1,9 +1,12 @@
 """The `ray` backend (optional extra `ray`): one Ray actor per worker, placed by Ray.
 
-Each actor holds its own model instance (deserialised from one `ray.put` of the
-driver's model: a copy per actor, unlike the processes backend's shared memory)
-and KV cache, runs one torch thread, and executes a pass as the processes
-backend's child does (`runpass`), returning the scored rows as numpy arrays.
+Each actor holds its own model instance and KV cache. A model that `generate`
+loaded from a directory (`model_source`) is loaded by each actor from that path
+itself, with the driver's dtype and device and the same checks (`load_model`:
+local files only); one given in memory reaches the actors through one `ray.put`
+(a copy per actor, unlike the processes backend's shared memory). Each actor
+runs one torch thread and executes a pass as the processes backend's child does
+(`runpass`), returning the scored rows as numpy arrays.
 `ray.cancel` cannot interrupt a running actor task, so jobs wait in the driver
 and go to an actor one at a time: cancelling a job not yet sent skips it, and a
 sent one completes (non-preemptive, as everywhere). With resources per worker
@@ -18,6 +21,7 @@ running; only the actors and the placement group go on `close`.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import pickle
 import time
@@ -28,8 +32,11 @@ from typing import Any
 
 import torch
 
+from dsi_ref.errors import DSIError, InvalidConfig, show
+from gpu_runner.errors import ModelLoadError
 from gpu_runner.kv_worker import ModelWorker
 from gpu_runner.passes import PassMaker
+from gpu_runner.transport.backends import model_source
 from gpu_runner.transport.interface import (
     PassJob,
     Report,
@@ -42,6 +49,52 @@ from gpu_runner.transport.recovery import Supervised
 from gpu_runner.transport.runpass import pad, run_pass
 
 START_TIMEOUT = 120.0
+LOAD_TIMEOUT = 1800.0  # an actor loading a large model from a (network) disk
+
+
+def resource_problem(value: object, gpus: bool) -> str | None:
+    """Why `value` is not a Ray resource amount per worker (None: it is one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"must be a number, got {show(value)}"
+    if not math.isfinite(value) or value < 0:
+        return f"must be a finite number >= 0, got {value}"
+    if gpus and value > 1 and value != int(value):
+        return f"above 1 must be a whole number of GPUs (Ray's rule), got {value}"
+    return None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model directory that an actor loads itself, at the driver's dtype and device."""
+
+    path: str
+    dtype: torch.dtype
+    device: str
+
+    @staticmethod
+    def of(model: torch.nn.Module) -> ModelSource | None:
+        path = model_source(model)
+        if path is None:
+            return None
+        p = next(model.parameters())
+        return ModelSource(path, p.dtype, str(p.device))
+
+
+def load_source(src: ModelSource, vocab: int, gpu_ids: Sequence[object]) -> torch.nn.Module:
+    """`src` loaded here with `load_model`'s checks. A CUDA model goes to the actor's
+    own GPU when Ray gave it some (Ray then shows it only those, the first as cuda:0),
+    else to the driver's device, which must exist here."""
+    from gpu_runner.loading import load_model, vocab_size
+
+    device = src.device
+    if torch.device(device).type == "cuda" and gpu_ids:
+        device = "cuda:0"
+    model = load_model(src.path, dtype=src.dtype, device=device)
+    if vocab_size(model) != vocab:  # another model at the same path on this node
+        raise ModelLoadError(
+            f"model {src.path!r} has {vocab_size(model)} output rows here, the driver's has {vocab}"
+        )
+    return model
 
 
 def ray_module() -> Any:
@@ -57,16 +110,28 @@ def ray_module() -> Any:
 class WorkerActor:
     """The actor's body: one model instance, its cache, the run's PassMaker."""
 
-    def __init__(self, model: torch.nn.Module, vocab: int) -> None:
+    def __init__(self, model: torch.nn.Module | ModelSource, vocab: int) -> None:
         torch.set_num_threads(1)
-        self.model = model
+        self.source = model if isinstance(model, ModelSource) else None
+        self.model = None if isinstance(model, ModelSource) else model
         self.vocab = vocab
         self.mw: Any = None
         self.passes: PassMaker | None = None
         self.run = 0
         self.busy = 0
 
+    def load(self) -> BaseException | None:
+        """Load the model from its path (once); what went wrong, if it could not."""
+        if self.model is None:
+            assert self.source is not None
+            try:
+                self.model = load_source(self.source, self.vocab, ray_module().get_gpu_ids())
+            except BaseException as e:
+                return _portable(e)
+        return None
+
     def begin(self, run: int, prompt: list[int], name: str, passes: PassMaker) -> int:
+        assert self.model is not None
         self.mw = ModelWorker(self.model, prompt, name, self.vocab)
         self.passes, self.run, self.busy = passes, run, 0
         return os.getpid()
@@ -96,7 +161,9 @@ class WorkerActor:
 @dataclass
 class _Slot:
     model: torch.nn.Module
+    source: ModelSource | None  # the actor loads the model from here (else: shipped)
     actor: Any
+    loaded: bool = False
     queue: deque[PassJob] = field(default_factory=deque)
     cancelled: set[int] = field(default_factory=set)
     inflight: tuple[Any, PassJob] | None = None
@@ -119,6 +186,12 @@ class RayBackend:
         max_restarts: int = 2,
         runtime_env: dict[str, Any] | None = None,
     ) -> None:
+        for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            problem = resource_problem(value, name == "num_gpus")
+            if problem is not None:
+                raise InvalidConfig(f"RayBackend {name} {problem}")
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise InvalidConfig(f"RayBackend address must be a non-empty str, got {show(address)}")
         self.address = address
         self.num_cpus = num_cpus
         self.num_gpus = num_gpus
@@ -158,7 +231,11 @@ class RayBackend:
                 kw["num_cpus"] = self.local_cpus
             else:
                 kw["address"] = address
-            ray.init(**kw)
+            try:
+                ray.init(**kw)
+            except Exception as e:  # an address that does not answer, a bad runtime_env
+                where = "a local cluster" if address is None else f"the cluster at {address!r}"
+                raise WorkerFailure(f"Ray could not start or join {where}: {e}") from None
             self._owns_cluster = True
         self._ray = ray
         return ray
@@ -204,22 +281,47 @@ class RayBackend:
             )
         self._bundles += [(pg, j) for j in range(more)]
 
-    def _spawn(self, i: int, model: torch.nn.Module) -> _Slot:
+    def _spawn(self, i: int, model: torch.nn.Module, source: ModelSource | None) -> _Slot:
         ray = self._ray
-        held = self._refs.get(id(model))
-        if held is None:
-            held = self._refs[id(model)] = (model, ray.put(model))
-        ref = held[1]
+        what: Any = source
+        if source is None:
+            held = self._refs.get(id(model))
+            if held is None:
+                held = self._refs[id(model)] = (model, ray.put(model))
+            what = held[1]
         cls = ray.remote(WorkerActor)
-        actor = cls.options(**self._options(i)).remote(ref, self._vocab)
+        actor = cls.options(**self._options(i)).remote(what, self._vocab)
         self.starts += 1
-        return _Slot(model, actor)
+        return _Slot(model, source, actor)
+
+    def _load(self, i: int, slot: _Slot) -> bool:
+        """Have worker i's actor load its model from its path (False: the actor died).
+
+        A path the actor cannot load from is a ModelLoadError naming it (a fresh actor
+        would fail alike, so none is started)."""
+        ray = self._ray
+        done, _ = ray.wait([slot.actor.load.remote()], timeout=LOAD_TIMEOUT)
+        try:
+            error = ray.get(done[0]) if done else TimeoutError(f"no answer in {LOAD_TIMEOUT} s")
+        except Exception:
+            return False
+        if error is None:
+            slot.loaded = True
+            return True
+        assert slot.source is not None
+        self._kill(i)
+        raise ModelLoadError(
+            f"{worker_name(i)} (a Ray actor) cannot load its model from "
+            f"{slot.source.path!r}: {type(error).__name__}: {error}"
+        ) from (error if isinstance(error, DSIError) else None)
 
     def _ready(self, i: int, timeout: float = START_TIMEOUT) -> bool:
         """Begin this run on worker i's actor; False if it died or stayed busy past `timeout`."""
         slot, begin = self._slots[i], self._begin[i]
         assert slot is not None and begin is not None
         ray = self._ray
+        if slot.source is not None and not slot.loaded and not self._load(i, slot):
+            return False
         ref = slot.actor.begin.remote(*begin[1:])
         done, _ = ray.wait([ref], timeout=timeout)
         if not done:
@@ -256,17 +358,20 @@ class RayBackend:
         fresh = set()
         for i, m in enumerate(models):
             slot = self._slots[i]
-            if slot is not None and (m is None or slot.model is not m or not slot.alive):
+            source = None if m is None else ModelSource.of(m)
+            if slot is not None and (m is None or not slot.alive or not _same(slot, m, source)):
                 self._kill(i)
                 slot = None
+            if slot is not None and m is not None:
+                slot.model = m  # same path, dtype and device: the actor's copy stands
             if m is not None and slot is None:
-                self._slots[i] = self._spawn(i, m)
+                self._slots[i] = self._spawn(i, m, source)
                 fresh.add(i)
             name = worker_name(i) if i == 0 else f"target{i - 1}"
             self._begin.append(
                 None if m is None else ("begin", self._run, list(prompt), name, passes)
             )
-        live = {id(s.model) for s in self._slots if s is not None}
+        live = {id(s.model) for s in self._slots if s is not None and s.source is None}
         self._refs = {k: v for k, v in self._refs.items() if k in live}  # free old models
         # An actor still busy with an earlier run's pass past the deadline is replaced.
         wait_s = START_TIMEOUT if self.deadline is None else self.deadline
@@ -277,7 +382,7 @@ class RayBackend:
                 if self._ready(i, START_TIMEOUT if i in fresh else wait_s):
                     continue
                 self._kill(i)
-                self._slots[i] = self._spawn(i, slot.model)
+                self._slots[i] = self._spawn(i, slot.model, slot.source)
                 if not self._ready(i):
                     raise WorkerFailure(
                         f"{worker_name(i)} (a Ray actor) did not start within {START_TIMEOUT:.0f} s"
@@ -314,8 +419,14 @@ class RayBackend:
             if self._ready(i):
                 return True
         self._kill(i)
-        self._slots[i] = self._spawn(i, slot.model)
+        self._slots[i] = self._spawn(i, slot.model, slot.source)
         return self._ready(i)
+
+    def sources(self) -> list[str | None]:
+        """The current run's model paths that actors loaded themselves (None: shipped)."""
+        return [
+            None if s is None or s.source is None else s.source.path for s in self._slots[: self._n]
+        ]
 
     def pids(self) -> list[int | None]:
         """The current run's actor processes (None: no worker in that slot)."""
@@ -341,6 +452,12 @@ class RayBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _same(slot: _Slot, model: torch.nn.Module, source: ModelSource | None) -> bool:
+    """Whether slot's actor already holds `model`: the same object, or the same path,
+    dtype and device (a model that `generate` loaded again for the next algorithm)."""
+    return slot.model is model if source is None else slot.source == source
 
 
 class RayWorkers:
