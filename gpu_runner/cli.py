@@ -55,6 +55,8 @@ _SIGNED = frozenset(
         "--servers",
         "--max-new-tokens",
         "--prompt",
+        "--ray-gpus-per-worker",
+        "--ray-cpus-per-worker",
     )
 )
 _DASH_VALUE = re.compile(r"-[\d.]")
@@ -163,6 +165,26 @@ def _parser() -> argparse.ArgumentParser:
         choices=("threads", "processes", "ray"),
         help="workers as threads of this process (default), one OS process each, or Ray actors",
     )
+    r.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="--backend ray: the cluster to join (default: $RAY_ADDRESS, else a local one)",
+    )
+    r.add_argument(
+        "--ray-gpus-per-worker",
+        type=float,
+        default=None,
+        metavar="N",
+        help="--backend ray: GPUs each actor asks for (default 0)",
+    )
+    r.add_argument(
+        "--ray-cpus-per-worker",
+        type=float,
+        default=None,
+        metavar="N",
+        help="--backend ray: CPUs each actor asks for (default 0)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -194,11 +216,43 @@ def _progress(name: str, n: int, quiet: bool) -> Callable[[int], None] | None:
     return show
 
 
+RAY_FLAGS = (
+    ("ray_address", "--ray-address"),
+    ("ray_gpus_per_worker", "--ray-gpus-per-worker"),
+    ("ray_cpus_per_worker", "--ray-cpus-per-worker"),
+)
+
+
+def backend_options(ns: argparse.Namespace) -> dict[str, Any]:
+    """The options of the run's pool (`new_pool`), from the --ray-* flags, checked."""
+    given = [flag for attr, flag in RAY_FLAGS if getattr(ns, attr) is not None]
+    if given and ns.backend != "ray":
+        raise DSIError(f"{given[0]} needs --backend ray (got --backend {ns.backend})")
+    if ns.backend != "ray":
+        return {}
+    from gpu_runner.transport.ray import resource_problem
+
+    options: dict[str, Any] = {"local_cpus": os.cpu_count() or 2}  # a local cluster: this box
+    for attr, flag in RAY_FLAGS[1:]:
+        value = getattr(ns, attr)
+        problem = None if value is None else resource_problem(value, "gpus" in attr)
+        if problem is not None:
+            raise DSIError(f"{flag} {problem}")
+        if value is not None:
+            options["num_gpus" if "gpus" in attr else "num_cpus"] = value
+    if ns.ray_address is not None:
+        if not ns.ray_address.strip():
+            raise DSIError("--ray-address is empty: give ADDR (e.g. auto, HOST:6379)")
+        options["address"] = ns.ray_address
+    return options
+
+
 def cmd_run(ns: argparse.Namespace) -> int:
     from dsi_ref.sampling_rule import GPU_CLI, check_sampling
 
     # dsi_ref's one sampling rule, checked here so that errors name the flags typed
     check_sampling(not ns.sample, ns.temperature, ns.top_k, ns.top_p, GPU_CLI)
+    pool_options = backend_options(ns)
     from dsi_ref.checker import check_trace
     from dsi_ref.outputs import (
         OutputPath,
@@ -235,49 +289,59 @@ def cmd_run(ns: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     writes: list[tuple[OutputPath, Writer]] = []
     failed = False
-    for alg in algs:
-        run = generate(
-            target,
-            drafter,
-            ids,
-            algorithm=alg,
-            max_new_tokens=ns.max_new_tokens,
-            k=ns.k,
-            servers=ns.servers,
-            do_sample=ns.sample,
-            temperature=ns.temperature,
-            top_k=ns.top_k,
-            top_p=ns.top_p,
-            seed=ns.seed,
-            devices=ns.device,
-            drafter_device=ns.drafter_device,
-            dtype=ns.dtype,
-            inject_target=ns.inject_target,
-            inject_drafter=ns.inject_drafter,
-            acceptance=ns.acceptance,
-            policy=ns.policy,
-            draft_confidence=ns.draft_confidence,
-            record=bool(traces),
-            progress=_progress(alg, ns.max_new_tokens, ns.quiet),
-            backend=ns.backend,
-        )
-        tl = fitted_latency(run.pass_log, "target")
-        dl = fitted_latency(run.pass_log, "drafter")
-        predicted = None
-        if tl is not None:
-            from dsi_ref.latency import Latency
+    from gpu_runner.transport import backends
 
-            predicted = float(predict(run, ns.k, ns.servers, tl, dl or Latency.of(1, 1), ns.policy))
-        row = run.summary()
-        row["predicted_s"] = predicted
-        row["text"] = tok.decode(list(run.tokens))
-        if run.trace is not None and alg in traces:
-            report = check_trace(run.trace)
-            writes.append((traces[alg], trace_writer(run.trace, traces[alg])))
-            row["trace"] = str(traces[alg])
-            row["trace_ok"] = report.ok
-            failed |= not report.ok
-        rows.append(row)
+    # One pool (one Ray cluster, one set of worker processes) for all the algorithms.
+    pool = None if ns.backend == "threads" else backends.new_pool(ns.backend, **pool_options)
+    try:
+        for alg in algs:
+            run = generate(
+                target,
+                drafter,
+                ids,
+                algorithm=alg,
+                max_new_tokens=ns.max_new_tokens,
+                k=ns.k,
+                servers=ns.servers,
+                do_sample=ns.sample,
+                temperature=ns.temperature,
+                top_k=ns.top_k,
+                top_p=ns.top_p,
+                seed=ns.seed,
+                devices=ns.device,
+                drafter_device=ns.drafter_device,
+                dtype=ns.dtype,
+                inject_target=ns.inject_target,
+                inject_drafter=ns.inject_drafter,
+                acceptance=ns.acceptance,
+                policy=ns.policy,
+                draft_confidence=ns.draft_confidence,
+                record=bool(traces),
+                progress=_progress(alg, ns.max_new_tokens, ns.quiet),
+                backend=ns.backend if pool is None else pool,
+            )
+            tl = fitted_latency(run.pass_log, "target")
+            dl = fitted_latency(run.pass_log, "drafter")
+            predicted = None
+            if tl is not None:
+                from dsi_ref.latency import Latency
+
+                predicted = float(
+                    predict(run, ns.k, ns.servers, tl, dl or Latency.of(1, 1), ns.policy)
+                )
+            row = run.summary()
+            row["predicted_s"] = predicted
+            row["text"] = tok.decode(list(run.tokens))
+            if run.trace is not None and alg in traces:
+                report = check_trace(run.trace)
+                writes.append((traces[alg], trace_writer(run.trace, traces[alg])))
+                row["trace"] = str(traces[alg])
+                row["trace_ok"] = report.ok
+                failed |= not report.ok
+            rows.append(row)
+    finally:
+        if pool is not None:  # also on error: no actor, cluster or process outlives the run
+            pool.close()
     if summary is not None:
         writes.append((summary, write_bytes((json.dumps(rows, indent=1) + "\n").encode())))
     write_outputs(writes)  # all or nothing: a failure leaves no new regular file
