@@ -94,7 +94,12 @@ def arm(model: torch.nn.Module) -> int | None:
     if layers is None:
         return None
     for i, layer in enumerate(layers):
-        if not any(_ours(h) for h in layer._forward_pre_hooks.values()):
+        hooks = layer._forward_pre_hooks
+        if not any(_ours(h) for h in hooks.values()):
+            # Hook ids count per process: in a worker process that unpickled the model, a
+            # fresh id could equal a user hook's and replace it. Skip past the ids in use.
+            handles = torch.utils.hooks.RemovableHandle
+            handles.next_id = max(handles.next_id, max(hooks, default=-1) + 1)
             layer.register_forward_pre_hook(partial(_before_layer, i))
     return len(layers)
 

@@ -189,6 +189,7 @@ def test_a_model_without_a_layer_list_runs_to_the_end_and_says_so(
 # ----- whole runs: greedy DSI with cuts equals transformers' generate ----------------------
 
 N = 12
+NOISE = 1.0
 LAYER_S = 0.004  # each target layer sleeps this long, so a cancel lands mid-pass
 
 
@@ -199,9 +200,9 @@ def slow_layer(module: Any, args: Any) -> None:
 def slow_pair() -> tuple[Any, Any]:
     target = build("llama", seed=0)
     drafter = build("llama", seed=0)
-    with torch.no_grad():  # the target plus noise: some drafts accepted, some rejected
+    with torch.no_grad():  # the target plus much noise: most drafts rejected, tasks cancelled
         for p in drafter.parameters():
-            p.add_(0.3 * p.std().nan_to_num() * torch.randn_like(p))
+            p.add_(NOISE * p.std().nan_to_num() * torch.randn_like(p))
     layers = decoder_layers(target)
     assert layers is not None
     for layer in layers:
@@ -219,9 +220,10 @@ def hf_greedy(model: Any) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("backend", ["threads", "processes"])
 def test_greedy_dsi_with_layer_cancellation_equals_generate(backend: str) -> None:
-    """With target passes of 4 layers x 4 ms and the paper's policy at P=2 (which cancels a
-    running task at each rejection), cuts happen in every run we observed (10 of 10 runs
-    on the loaded box: 4-11 per run); off, none can."""
+    """With target passes of 4 layers x 4 ms, a drafter whose drafts are mostly rejected,
+    and the paper's policy at P=2 (which cancels running tasks at each rejection), every run
+    observed cut passes: 9-11 target passes cut in each of 10 threads runs and of 8 processes
+    runs (loaded box, 2026-12-07). Off, none can be cut."""
     torch.manual_seed(1)
     target, drafter = slow_pair()
     want = hf_greedy(target)
@@ -238,3 +240,22 @@ def test_greedy_dsi_with_layer_cancellation_equals_generate(backend: str) -> Non
         else:
             assert got.costs.passes_cut == got.costs.drafter_passes_cut == 0
     assert armed_layers(target) is None  # the threads backend disarms; processes arm copies
+
+
+def test_arming_keeps_a_user_hook_whose_id_a_fresh_process_would_reuse() -> None:
+    """In a worker process the hook-id counter restarts at 0, while an unpickled model keeps
+    its user hooks' ids: arming there must not replace them (it once did)."""
+    model = build("llama", seed=4)
+    layers = decoder_layers(model)
+    assert layers is not None
+    seen: list[int] = []
+    layers[0].register_forward_pre_hook(lambda *_: seen.append(1))
+    handles = torch.utils.hooks.RemovableHandle
+    saved = handles.next_id
+    handles.next_id = 0  # as in a fresh process
+    try:
+        arm(model)
+    finally:
+        handles.next_id = max(handles.next_id, saved)
+    ModelWorker(model, PROMPT, "t", V).logits(NEXT, 3, 6)
+    assert seen == [1] and armed_layers(model) == LAYERS
