@@ -259,3 +259,14 @@ def test_arming_keeps_a_user_hook_whose_id_a_fresh_process_would_reuse() -> None
         handles.next_id = max(handles.next_id, saved)
     ModelWorker(model, PROMPT, "t", V).logits(NEXT, 3, 6)
     assert seen == [1] and armed_layers(model) == LAYERS
+
+
+def test_the_setting_is_a_bool_and_the_cli_flag_reaches_it() -> None:
+    from dsi_ref.errors import InvalidConfig
+    from gpu_runner.cli import _parser
+
+    with pytest.raises(InvalidConfig, match="layer_cancel must be a bool, got 'yes'"):
+        RunnerConfig(layer_cancel="yes")  # type: ignore[arg-type]
+    base = ["run", "--target", "t", "--drafter", "d"]
+    assert _parser().parse_args(base).layer_cancel is True
+    assert _parser().parse_args([*base, "--no-layer-cancel"]).layer_cancel is False
