@@ -17,6 +17,7 @@ from dsi_ref.sampling import SamplingConfig
 from dsi_ref.verify import TokenRule
 from gpu_runner.dsi_exec import run_dsi_real
 from gpu_runner.errors import ModelLoadError
+from gpu_runner.layer_cut import decoder_layers
 from gpu_runner.loading import vocab_size
 from gpu_runner.passes import BernoulliRule, PassMaker, Waits
 from gpu_runner.result import RealRun
@@ -43,6 +44,9 @@ class RunnerConfig:
     acceptance: float | None = None  # timing mode: keyed Bernoulli(a) acceptance
     policy: str = DEFAULT_POLICY  # DSI's scheduling policy (dsi_ref.policies)
     draft_confidence: float | None = None  # early stop of drafting (dsi_ref.policies)
+    # A cancelled pass stops at the next decoder layer (threads and processes backends;
+    # gpu_runner.layer_cut). Tokens are the same either way; only the time changes.
+    layer_cancel: bool = True
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -62,6 +66,8 @@ class RunnerConfig:
             raise InvalidConfig(f"acceptance must be a number in [0, 1], got {show(a)}")
         get_policy(self.policy)  # InvalidConfig naming the bad value
         check_confidence(self.draft_confidence)
+        if not isinstance(self.layer_cancel, bool):
+            raise InvalidConfig(f"layer_cancel must be a bool, got {show(self.layer_cancel)}")
         if self.waits is not None and self.waits.replace and a is None:
             raise InvalidConfig(
                 "waits that replace the forward pass need timing mode (an acceptance rate): "
@@ -181,6 +187,7 @@ def _run(
     rc = cfg.run_config(prompt)
     if passes is None:
         passes = PassMaker(cfg.sampling, make_rule(cfg, vocab), cfg.waits)
+    passes.layer_cancel = cfg.layer_cancel  # cfg decides, for injected passes too
     if cfg.algorithm == "dsi":
         home = next(target.parameters()).device
         devices = list(server_devices) if server_devices else [home] * cfg.servers
@@ -191,9 +198,27 @@ def _run(
     workers, close = open_workers(backend, [first, *servers], prompt, vocab, passes)
     try:
         if cfg.algorithm == "nonsi":
-            return run_nonsi_real(workers, passes, rc, vocab, record=record, progress=progress)
-        if cfg.algorithm == "si":
-            return run_si_real(workers, passes, rc, vocab, record=record, progress=progress)
-        return run_dsi_real(workers, passes, rc, vocab, record=record, progress=progress)
+            out = run_nonsi_real(workers, passes, rc, vocab, record=record, progress=progress)
+        elif cfg.algorithm == "si":
+            out = run_si_real(workers, passes, rc, vocab, record=record, progress=progress)
+        else:
+            out = run_dsi_real(workers, passes, rc, vocab, record=record, progress=progress)
     finally:
         close()
+    out.costs.layer_cancel = layer_cancel_status(cfg.layer_cancel, backend, [first, target])
+    return out
+
+
+def layer_cancel_status(on: bool, backend: object, models: Sequence[torch.nn.Module | None]) -> str:
+    """What layer cancellation did in a run: "on", "off", or why it could not act."""
+    if not on:
+        return "off"
+    name = backend if isinstance(backend, str) else type(backend).__name__
+    if name not in ("threads", "processes", "ProcessBackend"):
+        return f"off: the {name} backend cannot tell a running pass of its cancellation"
+    blind = sorted(
+        {type(m).__name__ for m in models if m is not None and decoder_layers(m) is None}
+    )
+    if blind:
+        return f"on, except {', '.join(blind)}: no decoder-layer list found, passes run to the end"
+    return "on"

@@ -185,6 +185,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="--backend ray: CPUs each actor asks for (default 0)",
     )
+    r.add_argument(
+        "--layer-cancel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a cancelled target or drafter pass stops at the next decoder layer and its "
+        "KV cache is rolled back (threads and processes backends; default on)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -316,6 +323,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 acceptance=ns.acceptance,
                 policy=ns.policy,
                 draft_confidence=ns.draft_confidence,
+                layer_cancel=ns.layer_cancel,
                 record=bool(traces),
                 progress=_progress(alg, ns.max_new_tokens, ns.quiet),
                 backend=ns.backend if pool is None else pool,

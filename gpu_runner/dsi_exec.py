@@ -7,6 +7,9 @@ timed reports become its events. It runs non-preemptive (a forward pass cannot
 be interrupted): a cancelled pass that was already running holds its server (or
 the drafter) until it ends, and that end is reported to the scheduler
 (`on_server_free` / `on_drafter_free`) instead of its result, which is dropped.
+With layer cancellation (gpu_runner.layer_cut) such a pass ends at the next decoder layer
+and reports a `Cut`: counted in the costs, kept out of the pass log (its time is not a
+pass cost).
 Events arrive one at a time (real time has no ties), each a batch of one.
 Worker faults are handled below the executor (`transport.recovery`): a lost pass
 is reissued, and each fault is recorded in the trace as a `fault` event.
@@ -30,6 +33,7 @@ from dsi_ref.scheduler import (
     StartTask,
 )
 from dsi_ref.trace import TraceRecorder
+from gpu_runner.layer_cut import Cut
 from gpu_runner.passes import PassMaker
 from gpu_runner.result import RealRun
 from gpu_runner.trace_io import Clock, commit_dists
@@ -131,6 +135,7 @@ def run_dsi_real(
                 rec.event(t, "done")
 
     overruns = 0
+    cuts: list[tuple[bool, Cut]] = []  # (target, cut)
     execute(sched.start(), clock.now())
     while not done:
         rep = workers.next_report(None)
@@ -141,7 +146,9 @@ def run_dsi_real(
             raise rep.error
         kind = "drafter" if rep.worker == 0 else "target"
         first, width = spans.pop((kind, rep.ident))
-        if not rep.skipped:
+        if isinstance(rep.result, Cut):
+            cuts.append((rep.worker != 0, rep.result))
+        elif not rep.skipped:
             overruns += rep.overrun
             log.append((kind, first, width, (rep.ended - rep.started) / 1e9))
         t = clock.now()
@@ -166,6 +173,9 @@ def run_dsi_real(
     # Late reports of passes still running at the end are discarded by whoever
     # shuts the workers down (gpu_runner.api).
     costs = costs_of(workers, overruns)
+    costs.passes_cut = sum(target for target, _ in cuts)
+    costs.drafter_passes_cut = len(cuts) - costs.passes_cut
+    costs.cut_seconds_saved = sum(c.saved_estimate() for _, c in cuts)
     wall = times[-1] if times else 0.0
     tokens = sched.committed
     trace = rec.finish(tokens, end_t)

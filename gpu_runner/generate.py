@@ -128,6 +128,7 @@ def generate(
     policy: str = DEFAULT_POLICY,
     backend: Any = "threads",
     draft_confidence: float | None = None,
+    layer_cancel: bool = True,
 ) -> RealRun:
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
@@ -140,9 +141,10 @@ def generate(
     seconds pads every pass to a fixed wait, at most 60 s (latency-injected mode); `acceptance`
     switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
     policy (dsi_ref.policies); `draft_confidence` ends a block after a draft whose largest
-    drafter probability is below it (SI and DSI; None: off). `backend`: "threads",
-    "processes" (one OS process per worker), "ray" (one actor per worker; a model given
-    as a path is loaded by each actor from that path, which every node must hold), or an open
+    drafter probability is below it (SI and DSI; None: off). `layer_cancel`: a cancelled
+    pass stops at the next decoder layer (threads and processes backends). `backend`:
+    "threads", "processes" (one OS process per worker), "ray" (one actor per worker; a model
+    given as a path is loaded by each actor from that path, which every node must hold), or an open
     `ProcessBackend` / `RayBackend` to reuse. Returns tokens, wall times, costs (forwards
     that ran), scheduler_counts (tasks the scheduler issued) and (with record=True) a
     trace dsi_ref's checker reads.
@@ -158,7 +160,7 @@ def generate(
     cfg = RunnerConfig(
         algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance, policy
     )
-    cfg = dataclasses.replace(cfg, draft_confidence=draft_confidence)
+    cfg = dataclasses.replace(cfg, draft_confidence=draft_confidence, layer_cancel=layer_cancel)
     check_backend(backend)
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)

@@ -82,6 +82,18 @@ def crop(cache: DynamicCache, r: int) -> None:
     cache.crop(-r)
 
 
+def truncate(cache: DynamicCache, length: int) -> None:
+    """Cut every layer back to `length` tokens: after a pass stopped between decoder layers,
+    the layers before the stop hold more tokens than the rest (each gets `crop`'s negative
+    count of its own surplus)."""
+    for layer in getattr(cache, "layers", ()):
+        surplus = layer.get_seq_length() - length
+        if surplus < 0:
+            raise InvalidConfig(f"cannot truncate a cache layer of {length + surplus} to {length}")
+        if surplus:
+            layer.crop(-surplus)
+
+
 def cached_forward(
     model: torch.nn.Module,
     input_ids: torch.Tensor,

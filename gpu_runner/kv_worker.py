@@ -9,19 +9,32 @@ is rebuilt from the prompt instead whenever it would have to be. Several
 workers may share one model object (one copy of the weights): only the cache
 is per worker, and a forward pass mutates nothing else.
 
+A pass may be cut between decoder layers (gpu_runner.layer_cut: `stop` set for the pass,
+the model armed): the cache is then rolled back to what it held before the pass, the
+rollback of a rejection (`truncate` every layer to the kept length; a cache that cannot be
+cropped is rebuilt), so the next pass computes what it would have without the cut one.
+
 Positions are those of generated tokens: position j is conditioned on
 prompt + chain[:j], so its logits are those at sequence index len(prompt) + j - 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from gpu_runner.errors import InvalidModelOutput
-from gpu_runner.hf_compat import cache_bytes, cached_forward, can_rollback, crop, new_cache
+from gpu_runner.hf_compat import (
+    cache_bytes,
+    cached_forward,
+    can_rollback,
+    crop,
+    new_cache,
+    truncate,
+)
+from gpu_runner.layer_cut import PassCut, armed_layers, cuttable
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -54,6 +67,11 @@ class ModelWorker:
         self.forwards = 0
         self.tokens_fed = 0  # ids run through the model (prefill and recomputation included)
         self.peak_cache_bytes = 0
+        self.cuts = 0  # passes cut between layers (not in `forwards`: they did not finish)
+        # While set (by transport.runpass, for one pass): the pass stops at the next decoder
+        # layer once it returns True, if the model is armed (gpu_runner.layer_cut).
+        self.stop: Callable[[], bool] | None = None
+        self.layers: int | None = None  # hooked decoder layers, known once a pass was cuttable
 
     def reset(self) -> None:
         """Forget the cache (a new run)."""
@@ -81,7 +99,17 @@ class ModelWorker:
         new = seq[keep:]
         m = last - first + 1
         ids = torch.tensor([new], dtype=torch.long, device=self.device)
-        out = cached_forward(self.model, ids, self.cache, last=m)
+        if self.stop is not None and self.layers is None:
+            self.layers = armed_layers(self.model)
+        if self.stop is None or self.layers is None:
+            out = cached_forward(self.model, ids, self.cache, last=m)
+        else:
+            try:
+                with cuttable(self.stop, self.device):
+                    out = cached_forward(self.model, ids, self.cache, last=m)
+            except PassCut:
+                self._roll_back(keep)
+                raise
         self.held = seq
         self.forwards += 1
         self.tokens_fed += len(new)
@@ -89,6 +117,15 @@ class ModelWorker:
         if size > self.peak_cache_bytes:
             self.peak_cache_bytes = size
         return self._checked(out, m, first, last)
+
+    def _roll_back(self, keep: int) -> None:
+        """Back to the first `keep` ids after a cut pass (layers before the cut hold more)."""
+        self.cuts += 1
+        if keep > 0 and can_rollback(self.cache):
+            truncate(self.cache, keep)
+            del self.held[keep:]
+        else:  # nothing to keep, or a cache that cannot be cropped: start from the prompt
+            self.reset()
 
     def _checked(self, logits: object, m: int, first: int, last: int) -> torch.Tensor:
         """The last m rows of what the model returned, refused unless finite and [1, >=m, V]."""

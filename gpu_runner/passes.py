@@ -86,8 +86,18 @@ class BernoulliRule:
 class PassMaker:
     """The drafter's and a target server's pass, for one run's mode."""
 
-    def __init__(self, sampling: SamplingConfig, rule: TokenRule[Any], waits: Waits | None) -> None:
+    def __init__(
+        self,
+        sampling: SamplingConfig,
+        rule: TokenRule[Any],
+        waits: Waits | None,
+        *,
+        layer_cancel: bool = False,
+    ) -> None:
         self.sampling = sampling
+        # A cancelled pass stops at the next decoder layer (backends that can tell a running
+        # pass of its cancellation: threads, processes; gpu_runner.layer_cut).
+        self.layer_cancel = layer_cancel
         self.rule = rule
         self.waits = waits
         self.timing = isinstance(rule, BernoulliRule)

@@ -31,6 +31,14 @@ class Costs:
     overruns: int = 0  # passes that took longer than their injected wait
     bytes_moved: int = 0  # serialised between driver and workers (0 with threads)
     faults: int = 0  # worker faults survived (gpu_runner.transport.recovery)
+    # Layer cancellation (gpu_runner.layer_cut): cancelled passes that stopped between
+    # decoder layers (not in *_forwards), and the seconds their skipped layers would have
+    # taken, extrapolated from each cut pass's own pace (an estimate; 0 for a pass cut
+    # before its first layer).
+    passes_cut: int = 0  # target passes
+    drafter_passes_cut: int = 0
+    cut_seconds_saved: float = 0.0
+    layer_cancel: str = "off"  # "on", "off", or why it could not act (gpu_runner.api)
 
     @classmethod
     def of(
@@ -94,6 +102,10 @@ class RealRun:
             "overruns": self.costs.overruns,
             "bytes_moved_per_token": self.costs.bytes_moved / n,
             "faults": self.costs.faults,
+            "layer_cancel": self.costs.layer_cancel,
+            "passes_cut": self.costs.passes_cut,
+            "drafter_passes_cut": self.costs.drafter_passes_cut,
+            "cut_seconds_saved": self.costs.cut_seconds_saved,
             "tasks_cancelled": self.scheduler_counts.tasks_cancelled,
             "tasks_queued": self.scheduler_counts.tasks_queued,
         }

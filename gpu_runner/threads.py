@@ -1,8 +1,9 @@
 """One thread per worker: jobs in, timed results out, on a shared event queue.
 
 A job whose id was cancelled before it started is skipped (cooperative
-cancellation); a running pass cannot be interrupted, so it completes and its
-result is reported as stale (the executor drops it and frees the server). On
+cancellation); a running pass completes (or, with layer cancellation, stops at
+the next decoder layer and returns a `Cut`) and its result is reported as stale (the
+executor drops it and frees the server). A cut pass is not padded to its injected cost. On
 CUDA each thread runs on its own stream and synchronises it before reporting,
 so the times are those of the device work, and servers on one GPU overlap.
 """
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from gpu_runner.layer_cut import Cut
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ class WorkerThread:
                 self.outbox.put(Report(self.name, job.ident, None, now, now, error=e))
                 continue
             overrun = False
-            if job.cost is not None:
+            if job.cost is not None and not isinstance(result, Cut):
                 due = now + int(job.cost * 1e9)
                 left = due - time.perf_counter_ns()
                 overrun = left < 0

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -34,6 +35,7 @@ import torch
 import torch.multiprocessing  # registers torch's tensor reductions with multiprocessing
 
 from gpu_runner.kv_worker import ModelWorker
+from gpu_runner.layer_cut import Cut, arm
 from gpu_runner.passes import PassMaker
 from gpu_runner.transport.interface import (
     PassJob,
@@ -83,18 +85,31 @@ def _child(conn: Connection, model: torch.nn.Module, vocab: int) -> None:
     cancelled: set[int] = set()
     mw: ModelWorker | None = None
     passes: PassMaker | None = None
+    backlog: deque[tuple[Any, ...]] = deque()  # read during a pass, handled after it
     run = 0
     busy = 0
 
     def send(msg: tuple[Any, ...]) -> None:
         conn.send_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
 
-    while True:
-        while not pending or conn.poll(0):
+    def cancelled_now(ident: int) -> bool:
+        """Layer cancellation's check: read what arrived (cancels count at once)."""
+        while conn.poll(0):
             msg = pickle.loads(conn.recv_bytes())
+            if msg[0] == "cancel" and all(m[0] != "begin" for m in backlog):
+                cancelled.add(msg[1])  # (after a queued `begin`, it belongs to the next run)
+            else:
+                backlog.append(msg)
+        return ident in cancelled
+
+    while True:
+        while not pending or backlog or conn.poll(0):
+            msg = backlog.popleft() if backlog else pickle.loads(conn.recv_bytes())
             kind = msg[0]
             if kind == "begin":
                 _, run, prompt, name, passes = msg
+                if passes.layer_cancel:
+                    arm(model)  # this process's copy of the model
                 mw = ModelWorker(model, prompt, name, vocab)
                 pending.clear()
                 cancelled.clear()
@@ -117,13 +132,13 @@ def _child(conn: Connection, model: torch.nn.Module, vocab: int) -> None:
         if mw.device.type == "cuda":
             torch.cuda.synchronize(mw.device)
         try:
-            result = _pack(run_pass(passes, mw, job))
+            result = _pack(run_pass(passes, mw, job, partial(cancelled_now, job.ident)))
             if mw.device.type == "cuda":
                 torch.cuda.synchronize(mw.device)
             error = None
         except BaseException as e:  # reported; the driver decides (typed error or fault)
             result, error = None, _portable(e)
-        overrun = error is None and pad(start, job.cost)
+        overrun = error is None and not isinstance(result, Cut) and pad(start, job.cost)
         end = time.perf_counter_ns()
         busy += end - start
         send(("report", run, job.ident, result, start, end, False, overrun, error))

@@ -3,6 +3,8 @@
 One thread (and CUDA stream) per worker in the driver's process; servers on one
 device share one weight copy. A hung thread cannot be killed: `restart` abandons
 it (its late reports are dropped by generation) and starts a fresh one.
+With `passes.layer_cancel` the models are armed (gpu_runner.layer_cut) for the run and a
+running pass sees its cancellation at the next decoder layer; the hooks go at shutdown.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from functools import partial
 import torch
 
 from gpu_runner.kv_worker import ModelWorker
+from gpu_runner.layer_cut import arm, disarm
 from gpu_runner.passes import PassMaker
 from gpu_runner.threads import Job, WorkerThread
 from gpu_runner.threads import Report as ThreadReport
@@ -41,6 +44,9 @@ class ThreadWorkers:
         self._mw: list[ModelWorker | None] = [None] * len(models)
         self._th: list[WorkerThread | None] = [None] * len(models)
         self._retired = [WorkerCounters() for _ in models]
+        self._armed = [m for m in models if m is not None and passes.layer_cancel]
+        for m in self._armed:
+            arm(m)
         for i in range(len(models)):
             self._start(i)
 
@@ -64,7 +70,8 @@ class ThreadWorkers:
         th, mw = self._th[worker], self._mw[worker]
         if th is None or mw is None:
             raise ValueError(f"no {worker_name(worker)} in this run")
-        th.submit(Job(job.ident, partial(run_pass, self._passes, mw, job), job.cost))
+        stop = partial(self._cancelled[worker].__contains__, job.ident)
+        th.submit(Job(job.ident, partial(run_pass, self._passes, mw, job, stop), job.cost))
 
     def cancel(self, worker: int, ident: int) -> None:
         self._cancelled[worker].add(ident)
@@ -116,6 +123,8 @@ class ThreadWorkers:
         for th in self._th:
             if th is not None:
                 th.stop()
+        for m in self._armed:
+            disarm(m)
 
 
 def _counted(mw: ModelWorker, th: WorkerThread) -> WorkerCounters:
