@@ -37,10 +37,11 @@ def test_device_benchmark_smoke(tmp_path: Path) -> None:
     names = {b["name"] for b in json.loads(out.read_text())["benchmarks"]}
     assert "test_dsi_threads_vs_processes[2-processes]" in names, sorted(names)
     assert "test_run_threads[dsi-5-8-0.8]" in names, sorted(names)
+    assert "test_dsi_policy_and_layer_cancel[safe-True]" in names, sorted(names)
     runs = [
         b for b in json.loads(out.read_text())["benchmarks"] if "predicted_s" in b["extra_info"]
     ]
-    assert len(runs) == 2 * 12 + 6
+    assert len(runs) == 2 * 12 + 6 + 4  # + the policy x layer-cancel runs
     assert all(b["extra_info"]["predicted_s"] > 0 for b in runs)
     summary = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "gpu" / "summary.py"), str(out)],

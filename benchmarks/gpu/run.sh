@@ -19,7 +19,8 @@ timeout 200 "$PY" -m pytest -q -p no:cacheprovider tests/test_gpu_cuda.py tests/
 echo "tests rc=$?" >> "$OUT/tests.txt"
 # 2. Device timings (pytest-benchmark, CUDA-synchronised clock) at a 7B-shape target and a
 #    ~100M drafter, bfloat16, in two calls so that one timing out keeps the other's JSON:
-#    (a) pass costs, P passes at once, DSI threads vs processes for P = 1, 2, 4: ~2 min;
+#    (a) pass costs, P passes at once, DSI threads vs processes for P = 1, 2, 4, and at
+#        P = 2 the safe vs paper policy with layer cancellation on and off: ~2.5 min;
 #    (b) non-SI/SI/DSI at a = 0.5, 0.8 beside their predictions: ~2 min.
 bench() {  # NAME TIMEOUT -k EXPR
   BENCH_SHAPE="${BENCH_SHAPE:-7b}" BENCH_DRAFTER="${BENCH_DRAFTER:-100m}" timeout "$2" \

@@ -207,9 +207,13 @@ def _timed_run(
     )
     assert len(r.tokens) == TOKENS
     tl, dl = isolated
-    predicted = float(predict(r, cfg.k, cfg.servers, tl, dl))
+    predicted = float(predict(r, cfg.k, cfg.servers, tl, dl, cfg.policy))
     benchmark.extra_info.update(
-        wall_s=r.wall, predicted_s=predicted, ratio=r.wall / predicted, faults=r.costs.faults
+        wall_s=r.wall,
+        predicted_s=predicted,
+        ratio=r.wall / predicted,
+        faults=r.costs.faults,
+        passes_cut=r.costs.passes_cut,
     )
 
 
@@ -225,8 +229,34 @@ def test_dsi_threads_vs_processes(
 ) -> None:
     """DSI k = KMAX, a = 0.8 with P servers on the one device: threads+streams vs processes."""
     b = "threads" if backend == "threads" else request.getfixturevalue("process_pool")
-    cfg = RunnerConfig(max_new_tokens=TOKENS, k=KMAX, servers=servers, acceptance=0.8, seed=7)
+    # The paper's policy: the default (safe) never keeps more than two servers busy.
+    cfg = RunnerConfig(
+        max_new_tokens=TOKENS, k=KMAX, servers=servers, acceptance=0.8, seed=7, policy="paper"
+    )
     _timed_run(benchmark, models, isolated, cfg, b)
+
+
+@pytest.mark.parametrize("layer_cancel", [True, False])
+@pytest.mark.parametrize("policy", ["safe", "paper"])
+def test_dsi_policy_and_layer_cancel(
+    benchmark: BenchmarkFixture,
+    models: tuple[Any, Any],
+    isolated: tuple[Latency, Latency],
+    policy: str,
+    layer_cancel: bool,
+) -> None:
+    """DSI k = KMAX, a = 0.8, P = 2 on threads: the default policy against the paper's, and
+    the cost of cutting cancelled passes at layer boundaries (one stream sync per layer)."""
+    cfg = RunnerConfig(
+        max_new_tokens=TOKENS,
+        k=KMAX,
+        servers=2,
+        acceptance=0.8,
+        seed=7,
+        policy=policy,
+        layer_cancel=layer_cancel,
+    )
+    _timed_run(benchmark, models, isolated, cfg, "threads")
 
 
 @pytest.mark.parametrize("a", [0.5, 0.8])
@@ -240,7 +270,13 @@ def test_run_threads(
     k: int,
     servers: int,
 ) -> None:
-    cfg = RunnerConfig(
-        algorithm=alg, max_new_tokens=TOKENS, k=k, servers=servers, acceptance=a, seed=7
+    cfg = RunnerConfig(  # the paper's policy, so that P servers are used (safe keeps two)
+        algorithm=alg,
+        max_new_tokens=TOKENS,
+        k=k,
+        servers=servers,
+        acceptance=a,
+        seed=7,
+        policy="paper",
     )
     _timed_run(benchmark, models, isolated, cfg, "threads")
