@@ -38,28 +38,14 @@ from gpu_runner.api import RunnerConfig, run  # noqa: E402
 from gpu_runner.passes import Waits  # noqa: E402
 from gpu_runner.predict import fitted_latency, predict  # noqa: E402
 from gpu_runner.result import RealRun  # noqa: E402
-from gpu_runner.tiny import load_tiny_pair, random_llama  # noqa: E402
+from gpu_runner.tiny import load_tiny_pair, timing_pair  # noqa: E402
 from gpu_runner.transport.processes import ProcessBackend  # noqa: E402
 
 torch.set_num_threads(1)
 N, K, A = 64, 5, 0.8
 PROMPT = [1, 2, 3, 4]
 
-
-def _llama(seed: int, hidden: int, layers: int, inter: int) -> torch.nn.Module:
-    return random_llama(
-        seed,
-        vocab_size=8000,
-        hidden_size=hidden,
-        intermediate_size=inter,
-        num_hidden_layers=layers,
-        num_attention_heads=8 if hidden >= 256 else 4,
-        num_key_value_heads=4 if hidden >= 256 else 2,
-    )
-
-
-TARGET = _llama(0, 512, 6, 1376)  # ~27M parameters
-DRAFTER = _llama(1, 128, 2, 344)  # ~2.4M
+TARGET, DRAFTER = timing_pair()  # ~27M / ~2.4M random Llamas
 
 
 BACKENDS = ["threads", "processes", "ray"]

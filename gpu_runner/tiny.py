@@ -60,6 +60,24 @@ def random_llama(
     return model
 
 
+def timing_pair() -> tuple[LlamaForCausalLM, LlamaForCausalLM]:
+    """The random ~27M / ~2.4M Llama pair (vocabulary 8000, float32) the CPU timing
+    benchmarks and issues measure on: a target pass costs several drafter passes."""
+
+    def llama(seed: int, hidden: int, layers: int, inter: int) -> LlamaForCausalLM:
+        return random_llama(
+            seed,
+            vocab_size=8000,
+            hidden_size=hidden,
+            intermediate_size=inter,
+            num_hidden_layers=layers,
+            num_attention_heads=8 if hidden >= 256 else 4,
+            num_key_value_heads=4 if hidden >= 256 else 2,
+        )
+
+    return llama(0, 512, 6, 1376), llama(1, 128, 2, 344)
+
+
 def small_vocab_config(vocab: int) -> LlamaConfig:
     """One layer, hidden 16, two heads, no special tokens."""
     return LlamaConfig(
