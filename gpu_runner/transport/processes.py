@@ -227,7 +227,9 @@ class ProcessBackend:
             slot.alive = False
             raise WorkerFailure(
                 f"{worker_name(i)} did not start within {START_TIMEOUT:.0f} s "
-                f"(exit code {slot.proc.exitcode})"
+                f"(exit code {slot.proc.exitcode}); a script that starts worker processes "
+                "must guard its entry point with `if __name__ == '__main__':` (each new "
+                "process imports the main module again)"
             )
 
     def open(

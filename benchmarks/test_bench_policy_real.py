@@ -1,0 +1,157 @@
+"""Issue 12's real-forward measure (`make bench`): DSI's default policy against SI, the
+paper's policy and transformers, with real forwards on this machine.
+
+- Timing mode (a = 0.8, k = 5, 64 tokens) on the random ~27M / ~2.4M Llama pair
+  (`gpu_runner.tiny.timing_pair`: a target pass costs several drafter passes), one drafter
+  and one server (P = 1: the configuration two cores can run in parallel), one torch
+  thread per worker, threads and processes: SI, DSI with `safe` (the default) and with
+  `paper`, each beside its non-preemptive prediction from pass costs measured in
+  isolation (one SI run on threads, no two passes overlapping).
+- The trained tiny pair (128 tokens, greedy and T = 1): transformers' `generate`,
+  assisted generation (its heuristic schedule, and k = 3 constant), and the runner's SI
+  k = 3 and DSI P = 1 (`safe`, `paper`) on processes; tokens/s in extra_info.
+Assertions check what ran, never time.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
+
+from dsi_ref.latency import Latency  # noqa: E402
+from dsi_ref.sampling import SamplingConfig  # noqa: E402
+from gpu_runner.api import RunnerConfig, run  # noqa: E402
+from gpu_runner.predict import fitted_latency, predict  # noqa: E402
+from gpu_runner.result import RealRun  # noqa: E402
+from gpu_runner.tiny import load_tiny_pair, timing_pair  # noqa: E402
+from gpu_runner.tokenizer import ByteTokenizer  # noqa: E402
+from gpu_runner.transport.processes import ProcessBackend  # noqa: E402
+
+torch.set_num_threads(1)
+N, K, A = 64, 5, 0.8
+PROMPT = [1, 2, 3, 4]
+TINY_N = 128
+TARGET, DRAFTER = timing_pair()
+RUNS = [("si", "safe"), ("dsi", "safe"), ("dsi", "paper")]  # SI ignores a fixed-k policy
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ProcessBackend]:
+    with ProcessBackend() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def isolated() -> tuple[Latency, Latency]:
+    cfg = RunnerConfig(algorithm="si", max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1)
+    r = run(TARGET, DRAFTER, PROMPT, cfg)
+    tl, dl = fitted_latency(r.pass_log, "target"), fitted_latency(r.pass_log, "drafter")
+    assert tl is not None and dl is not None
+    return tl, dl
+
+
+def _timed(benchmark: BenchmarkFixture, go: Any, rounds: int = 3) -> tuple[RealRun, float]:
+    walls: list[float] = []
+
+    def once() -> RealRun:
+        r: RealRun = go()
+        walls.append(r.wall)  # first token to last: excludes the workers' start
+        return r
+
+    r = benchmark.pedantic(once, rounds=rounds, iterations=1, warmup_rounds=1)
+    return r, statistics.median(walls[1:])
+
+
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+@pytest.mark.parametrize("alg,policy", RUNS)
+def test_timing_pair(
+    benchmark: BenchmarkFixture,
+    request: pytest.FixtureRequest,
+    isolated: tuple[Latency, Latency],
+    backend: str,
+    alg: str,
+    policy: str,
+) -> None:
+    b = "threads" if backend == "threads" else request.getfixturevalue("pool")
+    cfg = RunnerConfig(
+        algorithm=alg, max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1, policy=policy
+    )
+    r, wall = _timed(benchmark, lambda: run(TARGET, DRAFTER, PROMPT, cfg, backend=b))
+    assert len(r.tokens) == N
+    tl, dl = isolated
+    predicted = float(predict(r, K, 1, tl, dl, policy))
+    benchmark.extra_info.update(
+        measured_s=wall,
+        predicted_s=predicted,
+        ratio=wall / predicted,
+        target_pass_s=float(tl.tpot),
+        drafter_pass_s=float(dl.tpot),
+        target_forwards=r.costs.target_forwards,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny() -> tuple[Any, Any, list[int]]:
+    t, d = load_tiny_pair()
+    return t, d, list(ByteTokenizer().encode("def fib(n):"))
+
+
+SAMPLE = {"greedy": False, "T=1": True}
+
+
+@pytest.mark.parametrize("mode", list(SAMPLE))
+@pytest.mark.parametrize("method", ["generate", "assisted-heuristic", "assisted-constant-3"])
+def test_tiny_transformers(
+    benchmark: BenchmarkFixture, tiny: tuple[Any, Any, list[int]], method: str, mode: str
+) -> None:
+    t, d, prompt = tiny
+    kw: dict[str, Any] = dict(
+        max_new_tokens=TINY_N, min_new_tokens=TINY_N, do_sample=SAMPLE[mode], pad_token_id=0
+    )
+    gc = t.generation_config
+    saved = (gc.num_assistant_tokens, gc.num_assistant_tokens_schedule)
+    if method != "generate":
+        kw["assistant_model"] = d
+        if method == "assisted-constant-3":
+            gc.num_assistant_tokens, gc.num_assistant_tokens_schedule = 3, "constant"
+    ids = torch.tensor([prompt])
+
+    def once() -> Any:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return t.generate(ids, **kw)
+
+    try:
+        out = benchmark.pedantic(once, rounds=3, iterations=1, warmup_rounds=1)
+    finally:
+        gc.num_assistant_tokens, gc.num_assistant_tokens_schedule = saved
+    assert out.shape[1] == len(prompt) + TINY_N
+    benchmark.extra_info["tokens_per_s"] = TINY_N / benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("mode", list(SAMPLE))
+@pytest.mark.parametrize("alg,policy", RUNS)
+def test_tiny_runner(
+    benchmark: BenchmarkFixture,
+    pool: ProcessBackend,
+    tiny: tuple[Any, Any, list[int]],
+    alg: str,
+    policy: str,
+    mode: str,
+) -> None:
+    t, d, prompt = tiny
+    sampling = SamplingConfig(greedy=not SAMPLE[mode])
+    cfg = RunnerConfig(
+        algorithm=alg, max_new_tokens=TINY_N, k=3, servers=1, sampling=sampling, policy=policy
+    )
+    r, wall = _timed(benchmark, lambda: run(t, d, prompt, cfg, backend=pool))
+    assert len(r.tokens) == TINY_N
+    benchmark.extra_info.update(tokens_per_s=TINY_N / wall, acceptance=r.summary()["acceptance"])
