@@ -20,6 +20,13 @@ GRID_MAX = 201
 KMAX_MAX = 200
 S_MAX = 100_000
 EVENT_TOKENS_MAX = 200
+REPS_MAX = 10_000
+# "offline": the authors' cost model (dsi_ref.theory.heatmap); the others time DSI on the
+# virtual clock (dsi_ref.theory.clock_heatmap)
+HEATMAP_CLOCKS = ("offline", "preemptive", "non-preemptive")
+# Defaults per model: (grid, kmax, pmax, S); the virtual clock's are sized for ~15 s.
+OFFLINE_DEFAULTS = (21, 20, 7, 1000)
+CLOCK_DEFAULTS = (11, 10, 2, 64)
 
 
 def install_line() -> str:
@@ -89,18 +96,46 @@ def register(sub: Any) -> None:
     hm.add_argument(
         "--grid",
         type=_int_flag(2, GRID_MAX),
-        default=21,
-        help=f"grid points per axis, 2..{GRID_MAX} (default 21)",
+        default=None,
+        help=f"grid points per axis, 2..{GRID_MAX} (default 21; 11 on a virtual clock)",
     )
     hm.add_argument(
         "--kmax",
         type=_int_flag(1, KMAX_MAX),
-        default=20,
-        help=f"largest lookahead tried, 1..{KMAX_MAX} (default 20)",
+        default=None,
+        help=f"largest lookahead tried, 1..{KMAX_MAX} (default 20; 10 on a virtual clock)",
     )
-    hm.add_argument("--pmax", type=_int_flag(1), default=7, help="target servers available to DSI")
     hm.add_argument(
-        "--S", type=_int_flag(1, S_MAX), default=1000, help=f"tokens, 1..{S_MAX} (default 1000)"
+        "--pmax",
+        type=_int_flag(1),
+        default=None,
+        help="target servers available to DSI (default 7; on a virtual clock DSI runs "
+        "with exactly this many, default 2)",
+    )
+    hm.add_argument(
+        "--S",
+        type=_int_flag(1, S_MAX),
+        default=None,
+        help=f"tokens, 1..{S_MAX} (default 1000; 64 on a virtual clock)",
+    )
+    hm.add_argument(
+        "--clock",
+        choices=HEATMAP_CLOCKS,
+        default="offline",
+        help="offline (default): the paper's cost model, preemptive, the paper's policy; "
+        "else DSI is timed on the virtual clock with --policy (docs/figure2.md)",
+    )
+    hm.add_argument(
+        "--policy",
+        default=None,
+        help="DSI policy on a virtual clock (default: paper on the preemptive clock, "
+        "the library default elsewhere; dsi_ref/policies.py)",
+    )
+    hm.add_argument(
+        "--reps",
+        type=_int_flag(1, REPS_MAX),
+        default=4,
+        help=f"acceptance patterns per cell on a virtual clock, 1..{REPS_MAX} (default 4)",
     )
     hm.add_argument(
         "--paper-servers",
@@ -169,6 +204,11 @@ def run_heatmap(ns: argparse.Namespace) -> int:
         strip_note,
     )
 
+    try:  # flags that do not go together: refused before the output check and the work
+        clocked = _heatmap_clock(ns)
+    except DSIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     prefix = output_prefix(ns.out)
     csv_path = prefix.with_name(prefix.name + ".csv")
     png_path = prefix.with_name(prefix.name + ".png")
@@ -179,16 +219,32 @@ def run_heatmap(ns: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    try:
-        h = compute(
-            grid=ns.grid,
-            kmax=ns.kmax,
-            pmax=ns.pmax,
-            S=ns.S,
-            chain=not ns.paper_servers,
-            si_admissible_only=ns.si_same_k,
-            progress=progress_bar(),
+    grid, kmax, pmax, S = (
+        d if v is None else v
+        for v, d in zip(
+            (ns.grid, ns.kmax, ns.pmax, ns.S),
+            OFFLINE_DEFAULTS if clocked is None else CLOCK_DEFAULTS,
+            strict=True,
         )
+    )
+    try:
+        if clocked is None:
+            h = compute(
+                grid=grid,
+                kmax=kmax,
+                pmax=pmax,
+                S=S,
+                chain=not ns.paper_servers,
+                si_admissible_only=ns.si_same_k,
+                progress=progress_bar(),
+            )
+        else:
+            from dsi_ref.theory.clock_heatmap import compute_on_clock
+
+            clock, policy = clocked
+            h = compute_on_clock(
+                clock, policy, grid, kmax, pmax, S, ns.reps, progress=progress_bar(label="c")
+            )
     except DSIError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -207,6 +263,29 @@ def run_heatmap(ns: argparse.Namespace) -> int:
         print(note)
     print(f"wrote {png_path} and {csv_path} (grid {computed:.1f} s)")
     return 0
+
+
+def _heatmap_clock(ns: argparse.Namespace) -> tuple[Any, str] | None:
+    """(Clock, policy) for a virtual-clock heatmap, None for the offline model; DSIError
+    naming the flag that does not fit the clock."""
+    from dsi_ref.errors import InvalidConfig
+    from dsi_ref.policies import DEFAULT_POLICY, get_policy
+
+    if ns.clock == "offline":
+        if ns.policy not in (None, "paper"):
+            raise InvalidConfig(
+                f"--policy {ns.policy} needs a virtual clock: the offline model is the paper's "
+                "policy (add --clock preemptive or --clock non-preemptive)"
+            )
+        return None
+    for flag, on in (("--paper-servers", ns.paper_servers), ("--si-same-k", ns.si_same_k)):
+        if on:
+            raise InvalidConfig(f"{flag} is the offline model's rule, not for --clock {ns.clock}")
+    from dsi_ref.theory.clocked import Clock
+
+    policy = ns.policy or ("paper" if ns.clock == "preemptive" else DEFAULT_POLICY)
+    get_policy(policy)
+    return Clock(ns.clock), policy
 
 
 def run_table(ns: argparse.Namespace) -> int:
