@@ -33,7 +33,7 @@ from dsi_ref.pattern import run_pattern
 from dsi_ref.policies import get_policy
 
 CLOCKS = ("preemptive", "non-preemptive")
-DRAFTER_DENOMINATOR = 1000  # c is read to 1/1000 (the grid's values are multiples of 0.01)
+DRAFTER_DENOMINATOR = 10**6  # c is read to 1e-6 (the grid's values are multiples of 0.01)
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Clock:
 
 
 def drafter_cost(c: float | Fraction) -> Fraction:
-    """c as an exact fraction of a target pass, read to 1/1000 (0.05 means 1/20)."""
+    """c as an exact fraction of a target pass, read to 1e-6 (0.05 means 1/20)."""
     if isinstance(c, bool) or not isinstance(c, (int, float, Fraction)):
         raise InvalidConfig(f"drafter latency c must be a number in (0, 1], got {show(c)}")
     if not (isinstance(c, Fraction) or math.isfinite(c)):

@@ -176,6 +176,31 @@ def register(sub: Any) -> None:
     )
     tb.set_defaults(func=run_table)
 
+    pk = sub.add_parser(
+        "pick",
+        help="which algorithm, DSI policy and k to run for your c, a and P, and what it gives",
+        description="Prints non-SI's and SI's exact expected latency and every DSI policy's "
+        "on the virtual clock (mean over seeded acceptance patterns), each at its best k, "
+        "and the recommendation (docs/figure2.md).",
+    )
+    pk.add_argument("--c", required=True, help="drafter pass / target pass, in (0, 1]")
+    pk.add_argument("--a", required=True, help="acceptance rate, in [0, 1]")
+    pk.add_argument("--P", type=_int_flag(1, 1024), required=True, help="target servers")
+    pk.add_argument(
+        "--clock",
+        choices=HEATMAP_CLOCKS[1:],
+        default="non-preemptive",
+        help="how a cancelled pass ends (default non-preemptive: as on a GPU)",
+    )
+    pk.add_argument("--n", type=_int_flag(1, 10_000), default=64, help="tokens (default 64)")
+    pk.add_argument(
+        "--reps", type=_int_flag(1, REPS_MAX), default=16, help="acceptance patterns (default 16)"
+    )
+    pk.add_argument(
+        "--kmax", type=_int_flag(1, 64), default=10, help="largest lookahead tried (default 10)"
+    )
+    pk.set_defaults(func=run_pick)
+
 
 DEFAULT_STEM = "figure2"
 
@@ -299,4 +324,19 @@ def run_table(ns: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(format_table(rows, ns.S, kmax=ns.kmax, pmax=ns.pmax))
+    return 0
+
+
+def run_pick(ns: argparse.Namespace) -> int:
+    if not require("pick", ("numpy",)):
+        return 2
+    from dsi_ref.theory.clocked import Clock
+    from dsi_ref.theory.pick import format_pick, pick
+
+    try:
+        p = pick(ns.c, ns.a, ns.P, Clock(ns.clock), n=ns.n, reps=ns.reps, kmax=ns.kmax)
+    except DSIError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_pick(p))
     return 0

@@ -390,8 +390,8 @@ def render_png(h: Heatmap) -> bytes:
     head = f"Offline model, S = {h.S}, best k per cell; DSI: k <= {h.kmax}, {servers}; SI: {si_k}"
     if h.model != "offline":
         head = (
-            f"DSI on the {h.model}, P = {h.pmax}, k <= {h.kmax}, mean of {h.reps} acceptance "
-            f"patterns per cell; SI (exact): any k <= {h.kmax}; S = {h.S}"
+            f"DSI on the {h.model}, P = {h.pmax}, k <= {h.kmax}, S = {h.S}\n"
+            f"DSI: mean of {h.reps} acceptance patterns per cell; SI: exact, any k <= {h.kmax}"
         )
     fig.suptitle(
         head + "\n"
