@@ -70,6 +70,16 @@ def test_the_clock_and_policy_change_the_figure() -> None:
     )
 
 
+def test_one_layer_is_the_non_preemptive_figure() -> None:
+    """The layer-preemptive clock with one layer per pass is the non-preemptive one
+    (tests/test_clock_layers.py shows it run by run)."""
+    kw = {"grid": 2, "kmax": 3, "pmax": 2, "S": 16, "reps": 2}
+    held = compute_on_clock(NP, "paper", **kw)
+    one = compute_on_clock(Clock("layer-preemptive", 1), "paper", **kw)
+    assert np.array_equal(held.t_dsi, one.t_dsi) and np.array_equal(held.k_dsi, one.k_dsi)
+    assert one.model == "layer-preemptive (1 layer) clock, policy paper"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
@@ -117,6 +127,9 @@ def test_cli_clock_writes_figure_and_csv(
         (["--clock", "preemptive", "--paper-servers"], "--paper-servers is the offline"),
         (["--clock", "non-preemptive", "--si-same-k"], "--si-same-k is the offline"),
         (["--clock", "non-preemptive", "--reps", "300"], "exceeds"),
+        (["--clock", "layer-preemptive"], "--clock layer-preemptive needs --layers N"),
+        (["--layers", "4"], "--layers 4 needs --clock layer-preemptive"),
+        (["--clock", "non-preemptive", "--layers", "4"], "--layers 4 needs --clock layer"),
     ],
 )
 def test_cli_bad_combinations_fail_before_work_and_output(

@@ -131,6 +131,8 @@ def test_cli_prints_every_policy_and_the_recommendation(capsys: pytest.CaptureFi
         (["--c", "0.1", "--a", "nan"], "acceptance rate a must be a number, got 'nan'"),
         (["--c", "0.1234567", "--a", "0.5"], "multiple of 1e-6, got '0.1234567'"),
         (["--c", "0.1", "--a", "0.5", "--n", "10000", "--reps", "10000"], "exceeds"),
+        (["--c", "0.1", "--a", "0.5", "--layers", "8"], "--layers 8 needs --clock layer-pre"),
+        (["--c", "0.1", "--a", "0.5", "--clock", "layer-preemptive"], "needs --layers N"),
     ],
 )
 def test_cli_bad_values_are_named(

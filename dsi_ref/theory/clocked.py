@@ -6,7 +6,9 @@ patterns (dsi_ref.pattern), with a target pass = 1 and a drafter pass = c (TTFT 
 on a chosen clock and policy:
 
 - "preemptive": a cancelled pass stops at once (the paper's model);
-- "non-preemptive": it holds its server (or the drafter) until it would have ended.
+- "non-preemptive": it holds its server (or the drafter) until it would have ended;
+- "layer-preemptive": it stops at its next layer boundary, each pass being `layers`
+  equal layers (RunConfig.cancel_layers; 1 layer is the non-preemptive clock).
 
 A cell's expected latency is the mean over `reps` seeded patterns, the same patterns for
 every k, P and policy of that cell (common random numbers, so comparisons are paired), a
@@ -32,7 +34,7 @@ from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
 from dsi_ref.policies import get_policy
 
-CLOCKS = ("preemptive", "non-preemptive")
+CLOCKS = ("preemptive", "non-preemptive", "layer-preemptive")
 DRAFTER_DENOMINATOR = 10**6  # c is read to 1e-6 (the grid's values are multiples of 0.01)
 
 
@@ -61,7 +63,9 @@ class Clock:
             )
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.layers} layers)" if self.layers else self.name
+        if self.layers is None:
+            return self.name
+        return f"{self.name} ({self.layers} layer{'s' if self.layers > 1 else ''})"
 
 
 def drafter_cost(c: float | Fraction) -> Fraction:
@@ -96,6 +100,7 @@ def run_config(
         drafter_latency=Latency.of(d, d),
         preemptive=clock.name == "preemptive",
         policy=policy,
+        cancel_layers=clock.layers,
     )
 
 

@@ -23,7 +23,8 @@ EVENT_TOKENS_MAX = 200
 REPS_MAX = 10_000
 # "offline": the authors' cost model (dsi_ref.theory.heatmap); the others time DSI on the
 # virtual clock (dsi_ref.theory.clock_heatmap)
-HEATMAP_CLOCKS = ("offline", "preemptive", "non-preemptive")
+HEATMAP_CLOCKS = ("offline", "preemptive", "non-preemptive", "layer-preemptive")
+LAYERS_MAX = 10**6
 # Defaults per model: (grid, kmax, pmax, S); the virtual clock's are sized for ~15 s.
 OFFLINE_DEFAULTS = (21, 20, 7, 1000)
 CLOCK_DEFAULTS = (11, 10, 2, 64)
@@ -138,6 +139,13 @@ def register(sub: Any) -> None:
         help=f"acceptance patterns per cell on a virtual clock, 1..{REPS_MAX} (default 4)",
     )
     hm.add_argument(
+        "--layers",
+        type=_int_flag(1, LAYERS_MAX),
+        default=None,
+        help="layers per pass on the layer-preemptive clock (required there): a cancelled "
+        "pass stops at its next layer boundary",
+    )
+    hm.add_argument(
         "--paper-servers",
         action="store_true",
         help="count ceil(1/(k c)) servers, without the target-only chain's server",
@@ -191,6 +199,12 @@ def register(sub: Any) -> None:
         choices=HEATMAP_CLOCKS[1:],
         default="non-preemptive",
         help="how a cancelled pass ends (default non-preemptive: as on a GPU)",
+    )
+    pk.add_argument(
+        "--layers",
+        type=_int_flag(1, LAYERS_MAX),
+        default=None,
+        help="layers per pass, with --clock layer-preemptive",
     )
     pk.add_argument("--n", type=_int_flag(1, 10_000), default=64, help="tokens (default 64)")
     pk.add_argument(
@@ -302,15 +316,27 @@ def _heatmap_clock(ns: argparse.Namespace) -> tuple[Any, str] | None:
                 f"--policy {ns.policy} needs a virtual clock: the offline model is the paper's "
                 "policy (add --clock preemptive or --clock non-preemptive)"
             )
+        _clock(ns)  # --layers without --clock layer-preemptive is refused here too
         return None
     for flag, on in (("--paper-servers", ns.paper_servers), ("--si-same-k", ns.si_same_k)):
         if on:
             raise InvalidConfig(f"{flag} is the offline model's rule, not for --clock {ns.clock}")
-    from dsi_ref.theory.clocked import Clock
 
     policy = ns.policy or ("paper" if ns.clock == "preemptive" else DEFAULT_POLICY)
     get_policy(policy)
-    return Clock(ns.clock), policy
+    return _clock(ns), policy
+
+
+def _clock(ns: argparse.Namespace) -> Any:
+    """The Clock of --clock and --layers; InvalidConfig naming --layers where it is wrong."""
+    from dsi_ref.errors import InvalidConfig
+    from dsi_ref.theory.clocked import Clock
+
+    if ns.clock == "layer-preemptive" and ns.layers is None:
+        raise InvalidConfig("--clock layer-preemptive needs --layers N (layers per pass)")
+    if ns.clock != "layer-preemptive" and ns.layers is not None:
+        raise InvalidConfig(f"--layers {ns.layers} needs --clock layer-preemptive")
+    return None if ns.clock == "offline" else Clock(ns.clock, ns.layers)
 
 
 def run_table(ns: argparse.Namespace) -> int:
@@ -330,11 +356,10 @@ def run_table(ns: argparse.Namespace) -> int:
 def run_pick(ns: argparse.Namespace) -> int:
     if not require("pick", ("numpy",)):
         return 2
-    from dsi_ref.theory.clocked import Clock
     from dsi_ref.theory.pick import format_pick, pick
 
     try:
-        p = pick(ns.c, ns.a, ns.P, Clock(ns.clock), n=ns.n, reps=ns.reps, kmax=ns.kmax)
+        p = pick(ns.c, ns.a, ns.P, _clock(ns), n=ns.n, reps=ns.reps, kmax=ns.kmax)
     except DSIError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
