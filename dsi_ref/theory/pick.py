@@ -3,9 +3,10 @@
 For one drafter cost c (target pass = 1, TTFT = TPOT), acceptance rate a, P target
 servers, n tokens and a clock (dsi_ref.theory.clocked): non-SI's expected latency (n)
 and SI's at its best k (exact: dsi_ref.theory.offline.si_exact, a Fraction DP) are
-exact; every DSI policy's at its best k is the mean over `reps` seeded acceptance
-patterns on the virtual clock (the same patterns for every policy and k), reported with
-its standard error and range. The recommendation is the least expected latency; when a
+exact; every DSI policy's at its best k is estimated on the virtual clock over `reps`
+seeded acceptance patterns (the same for every policy and k), as SI's exact expected
+latency at that k plus the mean paired difference DSI - SI (dsi_ref.theory.clocked),
+reported with its standard error and range. The recommendation is the least expected latency; when a
 DSI policy wins by less than two standard errors of its own estimate, the pick says
 the difference is within noise (and `safe`, never slower than SI at the same k on the
 non-preemptive clock, docs/theorems.md T7, is the cautious choice).
@@ -123,13 +124,13 @@ def pick(
             f"policies * kmax * reps * n = {len(policies)} * {kmax} * {reps} * {n} = "
             f"{show(work)} exceeds {show(WORK_MAX)} (about ten minutes); lower kmax, reps or n"
         )
-    si_k, si_t = min(
-        ((k, si_exact(fa, fc, k, n)) for k in range(1, kmax + 1)), key=lambda kt: kt[1]
-    )  # min keeps the first (smallest) k among equals
+    exact = [si_exact(fa, fc, k, n) for k in range(1, kmax + 1)]
+    si_t = min(exact)
+    si_k = 1 + exact.index(si_t)  # the smallest k among equals
     pats = patterns(fa, n, reps, SEED)
     dsi = []
     for name in policies:
-        k, est = best_k(pats, fc, servers, name, clock, kmax)
+        k, est = best_k(pats, fc, servers, name, clock, kmax, exact)
         dsi.append(Choice(name, k, est.mean, est))
     return Pick(
         fc,
@@ -151,8 +152,9 @@ def format_pick(p: Pick) -> str:
     lines = [
         f"c = {float(p.c):g}, a = {float(p.a):g}, P = {p.servers}, n = {p.n} tokens, "
         f"{p.clock} clock, k <= {p.kmax}",
-        f"SI and non-SI exact; DSI: mean of {p.reps} seeded acceptance patterns "
-        "(the same for every row); se: its standard error; [min, max] over the patterns",
+        f"SI and non-SI exact; DSI: E[SI] at the same k (exact) + the mean of DSI - SI over "
+        f"{p.reps} seeded acceptance patterns (the same for every row); se: its standard "
+        "error; [min, max]: of E[SI] + DSI - SI over the patterns",
         "",
         f"{'algorithm':<18} {'k':>3} {'E[latency]':>11} {'se':>7} "
         f"{'[min, max]':>17} {'vs SI best':>10} {'vs non-SI':>9}",
