@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import statistics
 from fractions import Fraction
 
 import pytest
 
 from dsi_ref.pattern import run_pattern
-from dsi_ref.theory.clocked import Clock, Estimate, patterns, run_config
+from dsi_ref.theory.clocked import Clock, Estimate, control_variate, patterns, run_config
 from dsi_ref.theory.commands import register
 from dsi_ref.theory.offline import si_exact
 from dsi_ref.theory.pick import SEED, Choice, Pick, format_pick, pick
@@ -48,16 +47,19 @@ def test_pick_rows_are_each_algorithms_best_k() -> None:
     assert p.nonsi == Choice("non-SI", 0, 12.0, None)
     pats = patterns(F(4, 5), 12, 3, SEED)
     for ch in p.dsi:
-        # SI at the same k as a control variate: E[SI(k)] exact + mean of DSI(k) - SI(k)
+        # SI at the same k as the control variate, E[SI(k)] exact
         means = [
-            float(si[k - 1])
-            + statistics.fmean(
-                float(
+            control_variate(
+                [
                     run_pattern("dsi", x, run_config(12, k, 2, F(1, 5), ch.name, NP)).latency
-                    - run_pattern("si", x, run_config(12, k, 1, F(1, 5), ch.name, NP)).latency
-                )
-                for x in pats
-            )
+                    for x in pats
+                ],
+                [
+                    run_pattern("si", x, run_config(12, k, 1, F(1, 5), ch.name, NP)).latency
+                    for x in pats
+                ],
+                si[k - 1],
+            ).mean
             for k in (1, 2, 3)
         ]
         assert ch.latency == pytest.approx(min(means), rel=1e-12)
@@ -155,3 +157,15 @@ def test_cli_bad_flags_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         _cli(["pick", "--c", "0.1", "--a", "0.5", "--P", "1", "--clock", "offline"])
     assert "invalid choice: 'offline'" in capsys.readouterr().err
+
+
+def test_control_variate() -> None:
+    """b = 1 where DSI = SI + a constant (the estimate is then exact: E[SI] + the constant),
+    b = 0 where DSI does not vary (the plain mean), b clipped to [0, 1]."""
+    x = [F(10), F(14), F(12)]  # SI's latencies on three patterns; mean 12, E[SI] = 11
+    e = control_variate([v - 3 for v in x], x, F(11))
+    assert e.mean == pytest.approx(8.0) and e.stderr == 0 and e.reps == 3
+    assert control_variate([F(7)] * 3, x, F(11)).mean == pytest.approx(7.0)
+    # y = 2 x: cov / var = 2, clipped to 1: 24 - (12 - 11) = 23
+    assert control_variate([2 * v for v in x], x, F(11)).mean == pytest.approx(23.0)
+    assert control_variate([F(5), F(6)], [F(3), F(3)], F(1)).mean == 5.5  # var(x) = 0: b = 0
