@@ -125,7 +125,7 @@ def test_cli_prints_every_policy_and_the_recommendation(capsys: pytest.CaptureFi
         "DSI paper-adaptive",
     ):
         assert f"\n{name} " in out
-    assert "DSI - SI over 2 seeded acceptance patterns" in out and "recommendation: " in out
+    assert "estimated over 2 seeded acceptance patterns" in out and "recommendation: " in out
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 Per cell (c, a): `reps` seeded Bernoulli(a) acceptance patterns of S tokens (seed
 1000 j + 7, j the index of a, as benchmarks/policy_grid.py), the same for every k;
 DSI runs on exactly P = pmax servers with each k in 1..kmax and keeps the k of least
-estimated expected latency (dsi_ref.theory.clocked: SI at the same k, exact, plus the
-mean paired difference DSI - SI over the patterns). SI's expected latency is exact (the
+estimated expected latency (dsi_ref.theory.clocked: SI at the same k, exact, as the
+control variate). SI's expected latency is exact (the
 float DP of dsi_ref.theory.offline, which is SI on the virtual clock), with its best k
 in 1..kmax; non-SI's is S. The result is a `Heatmap` (model names the clock and policy),
 so the CSV, the PNG and the panel ranges are the offline figure's.

@@ -5,7 +5,7 @@ servers, n tokens and a clock (dsi_ref.theory.clocked): non-SI's expected latenc
 and SI's at its best k (exact: dsi_ref.theory.offline.si_exact, a Fraction DP) are
 exact; every DSI policy's at its best k is estimated on the virtual clock over `reps`
 seeded acceptance patterns (the same for every policy and k), as SI's exact expected
-latency at that k plus the mean paired difference DSI - SI (dsi_ref.theory.clocked),
+latency at that k as the control variate (dsi_ref.theory.clocked.control_variate),
 reported with its standard error and range. The recommendation is the least expected latency; when a
 DSI policy wins by less than two standard errors of its own estimate, the pick says
 the difference is within noise (and `safe`, never slower than SI at the same k on the
@@ -152,9 +152,9 @@ def format_pick(p: Pick) -> str:
     lines = [
         f"c = {float(p.c):g}, a = {float(p.a):g}, P = {p.servers}, n = {p.n} tokens, "
         f"{p.clock} clock, k <= {p.kmax}",
-        f"SI and non-SI exact; DSI: E[SI] at the same k (exact) + the mean of DSI - SI over "
-        f"{p.reps} seeded acceptance patterns (the same for every row); se: its standard "
-        "error; [min, max]: of E[SI] + DSI - SI over the patterns",
+        f"SI and non-SI exact; DSI: estimated over {p.reps} seeded acceptance patterns (the "
+        "same for every row) with SI at the same k, exact, as the control variate; se: the "
+        "standard error; [min, max]: of the adjusted values over the patterns",
         "",
         f"{'algorithm':<18} {'k':>3} {'E[latency]':>11} {'se':>7} "
         f"{'[min, max]':>17} {'vs SI best':>10} {'vs non-SI':>9}",
