@@ -188,7 +188,8 @@ def register(sub: Any) -> None:
         "pick",
         help="which algorithm, DSI policy and k to run for your c, a and P, and what it gives",
         description="Prints non-SI's and SI's exact expected latency and every DSI policy's "
-        "on the virtual clock (mean over seeded acceptance patterns), each at its best k, "
+        "on the virtual clock (estimated over seeded acceptance patterns, with SI as the "
+        "control variate), each at its best k, "
         "and the recommendation (docs/figure2.md).",
     )
     pk.add_argument("--c", required=True, help="drafter pass / target pass, in (0, 1]")

@@ -391,7 +391,8 @@ def render_png(h: Heatmap) -> bytes:
     if h.model != "offline":
         head = (
             f"DSI on the {h.model}, P = {h.pmax}, k <= {h.kmax}, S = {h.S}\n"
-            f"DSI: mean of {h.reps} acceptance patterns per cell; SI: exact, any k <= {h.kmax}"
+            f"DSI: estimated over {h.reps} acceptance patterns per cell (SI as control "
+            f"variate); SI: exact, any k <= {h.kmax}"
         )
     fig.suptitle(
         head + "\n"
