@@ -18,8 +18,10 @@ except `same_k_worst`, which is pathwise). For each P in 1..3 (the default polic
 - si_over_paper, si_over_eager, nonsi_over_paper, nonsi_over_eager: the same for
   the other policies (each at its own best k; same clock and P).
 
-Pure Python: about 0.01 s per DSI run of 64 tokens, so the default (every other
-grid value: 11 x 11 cells, k <= 10, 4 patterns) takes several minutes.
+Pure Python: about 2-10 ms per DSI run of 64 tokens, so the default (every other
+grid value: 11 x 11 cells, k <= 10, 4 patterns) takes several minutes. One policy at
+one P, with SI exact, as a figure: `python -m dsi_ref heatmap --clock non-preemptive`
+(dsi_ref.theory.clock_heatmap, the same patterns and runs).
 """
 
 from __future__ import annotations
@@ -36,30 +38,20 @@ from typing import Any
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
+from dsi_ref.theory.clocked import Clock, latencies, patterns, run_config
 
 GRID = [min(max(i / 20, 0.01), 0.99) for i in range(21)]  # the authors' 21 values
 
 
-def _cfg(n: int, k: int, servers: int, c: float, policy: str) -> RunConfig:
-    d = Fraction(round(c * 100), 100)
-    return RunConfig(
-        n,
-        k,
-        servers,
-        target_latency=Latency.of(1, 1),
-        drafter_latency=Latency.of(d, d),
-        preemptive=False,
-        policy=policy,
-    )
+NON_PREEMPTIVE = Clock("non-preemptive")
 
 
 def cell(c: float, a: float, n: int, reps: int, kmax: int, seed: int) -> list[dict[str, object]]:
-    rng = random.Random(seed)
-    pats = [tuple(rng.random() < a for _ in range(n)) for _ in range(reps)]
+    pats = patterns(a, n, reps, seed)  # the patterns `dsi_ref heatmap --clock` uses too
     ks = range(1, kmax + 1)
 
     def mean(alg: str, k: int, p: int, policy: str) -> tuple[float, list[Fraction]]:
-        lat = [run_pattern(alg, x, _cfg(n, k, p, c, policy)).latency for x in pats]
+        lat = latencies(alg, pats, run_config(n, k, p, c, policy, NON_PREEMPTIVE))
         return float(statistics.fmean(lat)), lat
 
     si = {k: mean("si", k, 1, "safe") for k in ks}

@@ -17,6 +17,7 @@ from dsi_ref.sampling import SamplingConfig
 MAX_TOKENS = 100_000
 MAX_SERVERS = 100_000
 MAX_TOKEN_ID = 2**63  # prompt token ids; the vocabulary is checked when a run meets its models
+MAX_LAYERS = 10**6
 SEED_LIMIT = 2**256  # every bit of a seed is used (dsi_ref.randomness.keyed_uniform)
 
 
@@ -49,6 +50,9 @@ class RunConfig:
     # Confidence-based early stop of drafting (SI and DSI; None: off): a block ends after a
     # draft whose q's largest probability is below this (dsi_ref.policies.low_confidence).
     draft_confidence: float | Fraction | None = None
+    # Layer-preemptive (with preemptive=False): each pass is this many equal layers and a
+    # cancelled one stops at its next layer boundary (dsi_ref.scheduler); None: at its end.
+    cancel_layers: int | None = None
 
     def __post_init__(self) -> None:
         _positive_int(self.max_tokens, "max_tokens", MAX_TOKENS)
@@ -81,6 +85,13 @@ class RunConfig:
         check_confidence(self.draft_confidence)
         if not isinstance(self.policy, str):
             raise InvalidConfig(f"policy must be a policy name, got {show(self.policy)}")
+        if self.cancel_layers is not None:
+            _positive_int(self.cancel_layers, "cancel_layers", MAX_LAYERS)
+            if self.preemptive:
+                raise InvalidConfig(
+                    f"cancel_layers={show(self.cancel_layers)} needs preemptive=False "
+                    "(with preemption a cancelled pass already stops at once)"
+                )
         object.__setattr__(self, "prompt", tuple(self.prompt))
 
 

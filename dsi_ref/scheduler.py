@@ -61,7 +61,12 @@ when that pass ends; CancelDraft(held=True) means the drafter stays busy, and th
 next draft starts only when the driver calls `on_drafter_free()` (event
 DrafterFree) at the end of the cancelled draft's pass. The cancelled pass's result
 is never used (delivering it is a stale event, ignored). A queued task that is
-cancelled holds nothing.
+cancelled holds nothing. With `cancel_layers=L` as well (layer-preemptive hardware:
+each pass is L equal layers and checks for cancellation after each) a cancelled pass
+stops at its first layer boundary at or after the cancellation (`layer_stop`; the end
+of its first layer at the earliest): at once if that is now (held=False), else held
+until then. L = 1 is the non-preemptive contract; layers small enough that every
+instant of the run is a boundary give the preemptive one.
 
 Policies (dsi_ref.policies). The rules leave choices open: when the drafter pauses,
 whether a task a rejection could cancel may take the last free server, whether a
@@ -188,6 +193,17 @@ Event = DraftDone[Any] | TaskDone[Any] | ServerFree | DrafterFree
 _HELD = -1  # in DSIScheduler.servers: busy with a cancelled pass (non-preemptive)
 
 
+def layer_stop(start: int, end: int, now: int, layers: int) -> int:
+    """When a pass running from `start` to `end` (ticks), cancelled at `now`, stops if it
+    is `layers` equal layers and checks after each: the first layer boundary at or after
+    now, after its first layer at the earliest (a zero-cost pass: its end)."""
+    cost = end - start
+    if cost <= 0:
+        return end
+    done = -(-(now - start) * layers // cost)  # layers begun by now, rounded up
+    return start + max(1, done) * cost // layers
+
+
 def _event_key(ev: Event) -> tuple[int, int]:
     """The canonical order in which a batch is taken in."""
     if isinstance(ev, DraftDone):
@@ -253,10 +269,15 @@ class DSIScheduler(Generic[D]):
         drafter_ttft: Fraction = Fraction(0),
         drafter_tpot: Fraction = Fraction(0),
         draft_confidence: float | Fraction | None = None,
+        cancel_layers: int | None = None,
     ) -> None:
         for value, what in ((max_tokens, "max_tokens"), (k, "lookahead k"), (servers, "servers P")):
             if type(value) is not int or value < 1:
                 raise InvalidConfig(f"{what} must be an int >= 1, got {show(value)}")
+        if cancel_layers is not None and (type(cancel_layers) is not int or cancel_layers < 1):
+            raise InvalidConfig(f"cancel_layers must be an int >= 1, got {show(cancel_layers)}")
+        # layer-preemptive (module docstring): None keeps the plain contract of `preemptive`
+        self._layers = None if preemptive else cancel_layers
         self.n = max_tokens
         self.k = k
         self.servers: list[int | None] = [None] * servers  # task id, _HELD, or None (free)
@@ -289,7 +310,7 @@ class DSIScheduler(Generic[D]):
             target_per_position.denominator,
             drafter_ttft.denominator,
             drafter_tpot.denominator,
-        )
+        ) * (self._layers or 1)  # a layer of any pass is a whole number of ticks
         self._base = (int(target_ttft * denom), int(target_tpot * denom))
         self._step = int(target_per_position * denom)
         self._draft_cost = (int(drafter_ttft * denom), int(drafter_tpot * denom))
@@ -322,6 +343,7 @@ class DSIScheduler(Generic[D]):
             drafter_ttft=dl.ttft,
             drafter_tpot=dl.tpot,
             draft_confidence=cfg.draft_confidence,
+            cancel_layers=cfg.cancel_layers,
         )
 
     @property
@@ -588,10 +610,16 @@ class DSIScheduler(Generic[D]):
     def _cancel_draft(self, out: list[Command]) -> None:
         s = self.s
         if s.draft_inflight is not None:
-            out.append(CancelDraft(s.draft_inflight[0], held=not self.preemptive))
+            held = not self.preemptive
+            if held and self._layers is not None:
+                pos = s.draft_inflight[1]
+                start = s.draft_end - self._draft_cost[pos != 0]
+                s.draft_end = layer_stop(start, s.draft_end, self._now, self._layers)
+                held = s.draft_end > self._now
+            out.append(CancelDraft(s.draft_inflight[0], held=held))
             self.counters.drafts_wasted += 1
             s.draft_inflight = None
-            s.drafter_held = not self.preemptive
+            s.drafter_held = held
 
     def _cancel(self, tid: int, reason: str, out: list[Command]) -> None:
         t = self.s.tasks.pop(tid)
@@ -601,9 +629,13 @@ class DSIScheduler(Generic[D]):
         elif self.preemptive:
             self.servers[t.server] = None
         else:
-            self.servers[t.server] = _HELD
-            self._held_end[t.server] = t.end
-            held = True
+            stop, held = t.end, True
+            if self._layers is not None:
+                stop = layer_stop(t.end - t.cost, t.end, self._now, self._layers)
+                held = stop > self._now  # at a layer boundary now: it stops at once
+            self.servers[t.server] = _HELD if held else None
+            if held:
+                self._held_end[t.server] = stop
         self.counters.tasks_cancelled += 1
         out.append(CancelTask(tid, t.server, reason, held))
 

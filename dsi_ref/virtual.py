@@ -8,6 +8,8 @@ frees its server or the drafter at once. Without it a cancelled running pass goe
 on until it would have ended, and the driver reports the end to the scheduler
 (ServerFree, DrafterFree), which dispatches nothing onto that worker before then.
 Results are computed when the pass ends, so a cancelled pass draws no randomness.
+With `cfg.cancel_layers` (layer-preemptive) a cancelled pass instead stops at its next
+layer boundary (dsi_ref.scheduler.layer_stop), and its worker comes free then.
 
 Equal times: every event due at one time (drafts and tasks finishing, held workers
 coming free) is handed to the scheduler as one batch (`DSIScheduler.on_events`),
@@ -45,6 +47,7 @@ from dsi_ref.scheduler import (
     StartDraft,
     StartTask,
     TaskDone,
+    layer_stop,
 )
 from dsi_ref.trace import TraceRecorder
 from dsi_ref.workers import REFERENCE_PARTS, RunParts, workers_for
@@ -67,6 +70,9 @@ def run_dsi(
     rec = TraceRecorder(record, "dsi", cfg, target.vocab_size)
     tracing = rec.enabled  # skip building events nobody records
     denom = math.lcm(*(_denominators(cfg.target_latency) + _denominators(cfg.drafter_latency)))
+    layers = cfg.cancel_layers
+    denom *= layers or 1  # a layer of any pass is a whole number of ticks
+    spans: dict[tuple[int, int], tuple[int, int]] = {}  # (kind, id) -> (start, end), layers only
     draft_ticks = _ticks(cfg.drafter_latency, denom)  # (TTFT, TPOT) in ticks
     target_ticks = _ticks(cfg.target_latency, denom)
     step = _tick(cfg.target_latency.per_position, denom)  # each scored position after the first
@@ -87,6 +93,17 @@ def run_dsi(
             now_at, now_frac = tick, Fraction(tick, denom)
         return now_frac
 
+    def stop_early(key: tuple[int, int]) -> None:
+        """Layer-preemptive: the held pass `key` frees its worker at its next layer
+        boundary, not at its end (the entry at its end then finds nothing)."""
+        nonlocal seq
+        if layers:
+            start, end = spans[key]
+            stop = layer_stop(start, end, tick, layers)
+            if stop < end:
+                heapq.heappush(heap, (stop, seq, key[0], key[1]))
+                seq += 1
+
     def execute(cmds: list[Command]) -> None:
         nonlocal seq, done
         for cmd in cmds:
@@ -95,6 +112,8 @@ def run_dsi(
                 live[(_DRAFT, cmd.draft_id)] = cmd
                 heapq.heappush(heap, (end, seq, _DRAFT, cmd.draft_id))
                 seq += 1
+                if layers:
+                    spans[(_DRAFT, cmd.draft_id)] = (tick, end)
                 if tracing:
                     rec.event(now(), "draft_start", id=cmd.draft_id, pos=cmd.position)
             elif isinstance(cmd, StartTask):
@@ -102,6 +121,8 @@ def run_dsi(
                 live[(_TASK, cmd.task_id)] = cmd
                 heapq.heappush(heap, (end, seq, _TASK, cmd.task_id))
                 seq += 1
+                if layers:
+                    spans[(_TASK, cmd.task_id)] = (tick, end)
                 if tracing:
                     rec.event(now(), "task_start", id=cmd.task_id, server=cmd.server)
             elif isinstance(cmd, Commit):
@@ -121,12 +142,14 @@ def run_dsi(
             elif isinstance(cmd, CancelDraft):
                 if live.pop((_DRAFT, cmd.draft_id), None) is not None and cmd.held:
                     held[(_DRAFT, cmd.draft_id)] = -1
+                    stop_early((_DRAFT, cmd.draft_id))
                 if tracing:
                     rec.event(now(), "draft_cancel", id=cmd.draft_id)
             elif isinstance(cmd, CancelTask):
                 if live.pop((_TASK, cmd.task_id), None) is not None and cmd.held:
                     assert cmd.server is not None  # only a running pass is held
                     held[(_TASK, cmd.task_id)] = cmd.server
+                    stop_early((_TASK, cmd.task_id))
                 if tracing:
                     rec.event(now(), "task_cancel", id=cmd.task_id, reason=cmd.reason)
             elif isinstance(cmd, Finished):

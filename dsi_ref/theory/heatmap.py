@@ -84,6 +84,9 @@ class Heatmap:
     servers_dsi: IntArray  # 0 where no k is admissible
     t_si: FloatArray
     t_dsi: FloatArray  # NaN where no k is admissible
+    # "offline": the model above; else how DSI was timed (dsi_ref.theory.clock_heatmap)
+    model: str = "offline"
+    reps: int = 0  # acceptance patterns per cell (virtual clock only)
 
     @property
     def t_nonsi(self) -> FloatArray:
@@ -198,7 +201,7 @@ def predicted_si_slower(h: Heatmap) -> BoolArray:
     return np.asarray(cc > aa)
 
 
-def progress_bar(width: int = 30) -> Progress:
+def progress_bar(width: int = 30, label: str = "k") -> Progress:
     """A plain-text progress bar on stderr; redrawn in place (`\\r`) on a terminal only.
 
     Redirected to a file or pipe it writes one line at each quarter instead, so a log is
@@ -208,7 +211,7 @@ def progress_bar(width: int = 30) -> Progress:
 
         def lines(done: int, total: int) -> None:
             if done == total or 4 * done // total != 4 * (done - 1) // total:
-                sys.stderr.write(f"k {done}/{total}\n")
+                sys.stderr.write(f"{label} {done}/{total}\n")
                 sys.stderr.flush()
 
         return lines
@@ -216,7 +219,7 @@ def progress_bar(width: int = 30) -> Progress:
     def draw(done: int, total: int) -> None:
         filled = width * done // total
         bar = "#" * filled + "." * (width - filled)
-        sys.stderr.write(f"\r[{bar}] k {done}/{total}")
+        sys.stderr.write(f"\r[{bar}] {label} {done}/{total}")
         if done == total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -292,6 +295,8 @@ def forced_strips(h: Heatmap) -> list[ForcedStrip]:
     With the defaults that is c = 0.01: 7 servers admit only k >= 17 (ceil(1/(k c)) + 1 <= 7),
     while SI's best k there is 2..8 (docs/figure2.md).
     """
+    if h.model != "offline":  # the server rule above is the offline model's
+        return []
     r = h.ratio("dsi_vs_si")
     strips = []
     for i, ci in enumerate(h.c):
@@ -382,8 +387,15 @@ def render_png(h: Heatmap) -> bytes:
     servers = f"P <= {h.pmax}" + (" incl. target-only chain" if h.chain else "")
     si_k = "same k as DSI" if h.si_admissible_only else f"any k <= {h.kmax}"
     notes = "".join(f"\npink strip at {_strip_line(h, st)}" for st in strips)
+    head = f"Offline model, S = {h.S}, best k per cell; DSI: k <= {h.kmax}, {servers}; SI: {si_k}"
+    if h.model != "offline":
+        head = (
+            f"DSI on the {h.model}, P = {h.pmax}, k <= {h.kmax}, S = {h.S}\n"
+            f"DSI: estimated over {h.reps} acceptance patterns per cell (SI as control "
+            f"variate); SI: exact, any k <= {h.kmax}"
+        )
     fig.suptitle(
-        f"Offline model, S = {h.S}, best k per cell; DSI: k <= {h.kmax}, {servers}; SI: {si_k}\n"
+        head + "\n"
         "each panel: latency of the baseline / latency of the algorithm (> 1: faster); "
         "pink: below 1, grey: no k fits the servers" + notes
     )
