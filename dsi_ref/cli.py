@@ -34,7 +34,7 @@ from dsi_ref.fileio import MAX_JSON_BYTES
 from dsi_ref.latency import MAX_NUMBER_CHARS, Latency, parse_fraction
 from dsi_ref.outputs import OutputPath, check_outputs, per_name_paths, write_outputs
 from dsi_ref.pairs import DEFAULT_PAIR, PAIRS, Pair, get_pair
-from dsi_ref.policies import DEFAULT_POLICY, POLICIES
+from dsi_ref.policies import DEFAULT_POLICY, POLICIES, check_confidence
 from dsi_ref.result import RunResult
 from dsi_ref.sampling import SamplingConfig
 from dsi_ref.sampling_rule import DSI_CHECK_GREEDY, DSI_CLI, Spelling, check_sampling
@@ -171,7 +171,9 @@ def _config(args: argparse.Namespace) -> RunConfig:
         draft_confidence=(
             None
             if args.draft_confidence is None
-            else _number(args.draft_confidence, "--draft-confidence")
+            else check_confidence(
+                _number(args.draft_confidence, "--draft-confidence"), "--draft-confidence"
+            )
         ),
     )
 

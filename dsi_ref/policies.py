@@ -189,5 +189,6 @@ def check_confidence(x: object, what: str = "draft_confidence") -> float | Fract
     if x is None:
         return None
     if isinstance(x, bool) or not isinstance(x, (int, float, Fraction)) or not 0 < x <= 1:
-        raise InvalidConfig(f"{what} must be a number in (0, 1] or None, got {show(x)}")
+        tail = "" if what.startswith("--") else " or None"  # a flag is left out, not None
+        raise InvalidConfig(f"{what} must be a number in (0, 1]{tail}, got {show(x)}")
     return x

@@ -20,7 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from dsi_ref.errors import DSIError
-from dsi_ref.policies import DEFAULT_POLICY, POLICIES
+from dsi_ref.policies import DEFAULT_POLICY, POLICIES, check_confidence
 
 ALL = ("nonsi", "si", "dsi")
 
@@ -259,6 +259,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
     # dsi_ref's one sampling rule, checked here so that errors name the flags typed
     check_sampling(not ns.sample, ns.temperature, ns.top_k, ns.top_p, GPU_CLI)
+    check_confidence(ns.draft_confidence, "--draft-confidence")
     pool_options = backend_options(ns)
     from dsi_ref.checker import check_trace
     from dsi_ref.outputs import (

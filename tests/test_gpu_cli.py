@@ -96,3 +96,13 @@ def test_every_flag_of_run_and_profile_is_documented() -> None:
             for flag in action.option_strings:
                 if flag.startswith("--") and flag != "--help":
                     assert re.search(f"`{flag}[` ]", doc), f"{flag} is not in docs/gpu-runner.md"
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "-1"])
+def test_draft_confidence_refused_by_its_flag_name(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--prompt", "x", "--quiet", "--draft-confidence", bad]) == 2
+    err = capsys.readouterr().err
+    assert "--draft-confidence must be a number in (0, 1], got" in err, err
+    assert "or None" not in err

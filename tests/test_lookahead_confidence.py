@@ -170,11 +170,14 @@ def test_bad_threshold_refused(bad: object) -> None:
         RunConfig(max_tokens=4, draft_confidence=bad)  # type: ignore[arg-type]
 
 
-def test_cli_flag() -> None:
+def test_cli_flag(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["run", "--pair", "exact3", "--max-tokens", "10", "--k", "3", "--json"]
     out = io.StringIO()
     assert main([*args, "--draft-confidence", "1"], out) == 0
     by_alg = {r["algorithm"]: r for r in json.loads(out.getvalue())["results"]}
     assert len(by_alg["si"]["verdicts_by_position"]) == 1  # every block one draft
     err = io.StringIO()
-    assert main([*args, "--draft-confidence", "1.5"], err) != 0
+    capsys.readouterr()
+    assert main([*args, "--draft-confidence", "1.5"], err) == 2
+    # the flag's name, not the API's, and no "or None" (a flag is left out instead)
+    assert "--draft-confidence must be a number in (0, 1], got 3/2" in capsys.readouterr().err
