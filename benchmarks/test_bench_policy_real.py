@@ -29,7 +29,7 @@ from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
 from dsi_ref.latency import Latency  # noqa: E402
 from dsi_ref.sampling import SamplingConfig  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
-from gpu_runner.predict import fitted_latency, predict  # noqa: E402
+from gpu_runner.predict import isolated_costs, predict  # noqa: E402
 from gpu_runner.result import RealRun  # noqa: E402
 from gpu_runner.tiny import load_tiny_pair, timing_pair  # noqa: E402
 from gpu_runner.tokenizer import ByteTokenizer  # noqa: E402
@@ -51,11 +51,8 @@ def pool() -> Iterator[ProcessBackend]:
 
 @pytest.fixture(scope="module")
 def isolated() -> tuple[Latency, Latency]:
-    cfg = RunnerConfig(algorithm="si", max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1)
-    r = run(TARGET, DRAFTER, PROMPT, cfg)
-    tl, dl = fitted_latency(r.pass_log, "target"), fitted_latency(r.pass_log, "drafter")
-    assert tl is not None and dl is not None
-    return tl, dl
+    cfg = RunnerConfig(max_new_tokens=N, k=K, acceptance=A, seed=1)
+    return isolated_costs(TARGET, DRAFTER, PROMPT, cfg)
 
 
 def _timed(benchmark: BenchmarkFixture, go: Any, rounds: int = 3) -> tuple[RealRun, float]:

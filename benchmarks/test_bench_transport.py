@@ -36,7 +36,7 @@ from dsi_ref.latency import Latency  # noqa: E402
 from dsi_ref.sampling import SamplingConfig  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
 from gpu_runner.passes import Waits  # noqa: E402
-from gpu_runner.predict import fitted_latency, predict  # noqa: E402
+from gpu_runner.predict import isolated_costs, predict  # noqa: E402
 from gpu_runner.result import RealRun  # noqa: E402
 from gpu_runner.tiny import load_tiny_pair, timing_pair  # noqa: E402
 from gpu_runner.transport.processes import ProcessBackend  # noqa: E402
@@ -79,11 +79,8 @@ def ray_pool() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def isolated() -> tuple[Latency, Latency]:
     """Pass costs measured with no pass overlapping another (SI on threads)."""
-    cfg = RunnerConfig(algorithm="si", max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1)
-    r = run(TARGET, DRAFTER, PROMPT, cfg)
-    tl, dl = fitted_latency(r.pass_log, "target"), fitted_latency(r.pass_log, "drafter")
-    assert tl is not None and dl is not None
-    return tl, dl
+    cfg = RunnerConfig(max_new_tokens=N, k=K, acceptance=A, seed=1)
+    return isolated_costs(TARGET, DRAFTER, PROMPT, cfg)
 
 
 _ISOLATED: dict[str, tuple[Latency, Latency]] = {}
@@ -92,11 +89,8 @@ _ISOLATED: dict[str, tuple[Latency, Latency]] = {}
 def _isolated_on(name: str, backend: Any) -> tuple[Latency, Latency]:
     """Pass costs with no two passes overlapping, on this backend (SI, measured once)."""
     if name not in _ISOLATED:
-        cfg = RunnerConfig(algorithm="si", max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1)
-        r = run(TARGET, DRAFTER, PROMPT, cfg, backend=backend)
-        tl, dl = fitted_latency(r.pass_log, "target"), fitted_latency(r.pass_log, "drafter")
-        assert tl is not None and dl is not None
-        _ISOLATED[name] = (tl, dl)
+        cfg = RunnerConfig(max_new_tokens=N, k=K, acceptance=A, seed=1)
+        _ISOLATED[name] = isolated_costs(TARGET, DRAFTER, PROMPT, cfg, backend)
     return _ISOLATED[name]
 
 

@@ -15,11 +15,14 @@ import dataclasses
 import statistics
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
 from dsi_ref.config import RunConfig
+from dsi_ref.errors import InvalidConfig
 from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
 from dsi_ref.policies import DEFAULT_POLICY
+from gpu_runner.api import RunnerConfig, run
 from gpu_runner.result import RealRun
 
 _US = 10**6  # measured seconds are rounded to microseconds: exact, and small Fractions
@@ -50,6 +53,21 @@ def fitted_latency(log: Sequence[tuple[str, int, int, float]], model: str) -> La
     if per:
         lat = dataclasses.replace(lat, per_position=_frac(per))
     return lat
+
+
+def isolated_costs(
+    target: Any, drafter: Any, prompt: Sequence[int], cfg: RunnerConfig, backend: Any = "threads"
+) -> tuple[Latency, Latency]:
+    """Pass costs with no two passes overlapping: one SI run of `cfg` (the costs a
+    prediction of a contended run starts from), fitted as by `fitted_latency`."""
+    si = dataclasses.replace(cfg, algorithm="si", servers=1)
+    r = run(target, drafter, prompt, si, backend=backend)
+    tl, dl = fitted_latency(r.pass_log, "target"), fitted_latency(r.pass_log, "drafter")
+    if tl is None or dl is None:
+        raise InvalidConfig(
+            f"max_new_tokens={cfg.max_new_tokens} is too short to time both models' passes"
+        )
+    return tl, dl
 
 
 def predict(

@@ -140,11 +140,11 @@ def run_dsi_in_order(
     return out
 
 
-def _same_tokens_law(
+def same_tokens_law(
     target: LanguageModel,
     drafter: LanguageModel,
     cfg: RunConfig,
-    order: int | None,
+    order: int | None = None,
     parts: RunParts = REFERENCE_PARTS,
 ) -> dict[bool, Fraction]:
     """The exact law of [DSI built by `parts` == the reference] under one chooser."""
@@ -181,7 +181,7 @@ def dsi_equals_reference_for_all_uniforms() -> tuple[int, str]:
     insts = _instances()
     for i, (vocab, cfg, order) in enumerate(insts):
         target, drafter = _pair(vocab, seed=i, exact=True)
-        law = _same_tokens_law(target, drafter, cfg, order)
+        law = same_tokens_law(target, drafter, cfg, order)
         assert law == {True: 1}, f"V={vocab} order={order} {cfg}: P(DSI == reference) = {law}"
     return len(insts), "P(run_dsi tokens == reference_tokens) = 1 exactly on every instance"
 
@@ -199,7 +199,7 @@ def planted_scheduler_faults_break_it() -> tuple[int, str]:
             1,  # at P = 2 this instance never commits a stale p: the fault needs a queue here
             drafter_latency=Latency.of("1/4", "1/4"),
         )
-        law = _same_tokens_law(target, drafter, cfg, None, planted(fault))
+        law = same_tokens_law(target, drafter, cfg, None, planted(fault))
         assert law.get(False, 0) > 0, f"{fault.name}: P(differs) = 0, the check is blind"
         n += 1
     return n, "COMMIT_CANCELLED and UNVERIFIED_PREFIX each give P(DSI != reference) > 0"

@@ -83,11 +83,11 @@ from dsi_ref.policies import POLICIES, SAFE, Policy, get_policy
 from dsi_ref.prob import Dist
 from dsi_ref.randomness import Chooser
 from dsi_ref.scheduler import Command, DSIScheduler
-from dsi_ref.sequential import reference_tokens
 from dsi_ref.verify import VerifyRule
 from dsi_ref.virtual import run_dsi
 from dsi_ref.workers import RunParts
 from proofs.registry import check
+from proofs.t6_schedule import same_tokens_law
 
 F = Fraction
 N_MAX = 6
@@ -359,15 +359,6 @@ def every_policy_lossless_and_schedule_independent() -> tuple[int, str]:
                 )
                 target, drafter = _pair(seed=i)
 
-                def both(
-                    ch: Chooser,
-                    cfg: RunConfig = cfg,
-                    target: LanguageModel = target,
-                    drafter: LanguageModel = drafter,
-                ) -> bool:
-                    got = run_dsi(target, drafter, cfg, chooser=ch).tokens
-                    return got == reference_tokens(target, drafter, cfg, chooser=ch)
-
                 def tokens(
                     ch: Chooser,
                     cfg: RunConfig = cfg,
@@ -376,7 +367,8 @@ def every_policy_lossless_and_schedule_independent() -> tuple[int, str]:
                 ) -> tuple[int, ...]:
                     return run_dsi(target, drafter, cfg, chooser=ch).tokens
 
-                assert exact_law(both) == {True: 1}, f"{name} {cfg}: tokens != reference"
+                same = same_tokens_law(target, drafter, cfg)
+                assert same == {True: 1}, f"{name} {cfg}: tokens != reference"
                 law = exact_law(tokens)
                 want = target_law(target, cfg.sampling, cfg.max_tokens, cfg.prompt)
                 assert law == want, f"{name} {cfg}: law != target law"

@@ -35,7 +35,7 @@ from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
 from dsi_ref.latency import Latency  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
 from gpu_runner.kv_worker import ModelWorker  # noqa: E402
-from gpu_runner.predict import fitted_latency, predict  # noqa: E402
+from gpu_runner.predict import isolated_costs, predict  # noqa: E402
 from gpu_runner.tiny import random_llama  # noqa: E402
 
 DEVICE = torch.device(os.environ.get("BENCH_DEVICE", "cuda:0"))
@@ -118,11 +118,8 @@ def models() -> tuple[Any, Any]:
 def isolated(models: tuple[Any, Any]) -> tuple[Latency, Latency]:
     """Pass costs with no two passes overlapping: an SI run on threads (k = KMAX)."""
     target, drafter = models
-    cfg = RunnerConfig(algorithm="si", max_new_tokens=TOKENS, k=KMAX, acceptance=0.8, seed=1)
-    r = run(target, drafter, PROMPT, cfg)
-    tl, dl = fitted_latency(r.pass_log, "target"), fitted_latency(r.pass_log, "drafter")
-    assert tl is not None and dl is not None
-    return tl, dl
+    cfg = RunnerConfig(max_new_tokens=TOKENS, k=KMAX, acceptance=0.8, seed=1)
+    return isolated_costs(target, drafter, PROMPT, cfg)
 
 
 @pytest.fixture(scope="module")
