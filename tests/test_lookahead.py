@@ -1,7 +1,8 @@
 """SI's adaptive lookahead (dsi_ref.policies.si_next_k): SI reads the lookahead knob of
 its run's policy, as DSI does. Block sizes follow the schedule exactly on constructed
-acceptance patterns; tokens equal the sequential reference for the same seed (pathwise:
-one counterexample refutes it, no false-alarm level); the exact output law equals the
+acceptance patterns; greedy tokens equal the sequential reference (pathwise: one
+counterexample refutes it, no false-alarm level; sampled SI tokens depend on where blocks
+end, see below); the exact output law equals the
 target's on the enumerator's instances. Negative control: a planted lookahead that
 peeks at the next block's acceptance uniform is caught by the reference comparison.
 """
