@@ -1,0 +1,229 @@
+"""T7(b)'s lemmas, checked on the real code (docs/theorems.md, T7 (b)).
+
+Setting: the non-preemptive virtual clock, policy `safe`, per_position = 0, latencies
+T0, T (target), D0, D (drafter) with D0 <= T0, D <= T and D <= T0. Both runs share
+the acceptance pattern (dsi_ref.pattern). Per position x, read from the two traces:
+- tau_x, tau'_x: DSI's and SI's commit times;
+- delta_x: the end of the draft at x that DSI commits against (the last one before
+  its commit); delta'_x: the same for SI, at positions SI drafts (not its bonus ones);
+- eps_x: the end of the DSI task whose p commits x; sigma_x: that task's start;
+- v'_x: the start of the SI pass that commits x.
+
+Lemmas (the names of their checks):
+- L1 (no_draft_is_cancelled): DSI never cancels a draft: no draft_cancel event.
+- L2 (head_task_never_waits): after every scheduler call, every live task whose
+  first scored position is <= c (the committed count) is running.
+- L3 (commit_equation): tau_x = max(tau_{x-1}, eps_x, delta_x).
+- L4 (drafts_dominated): delta_x <= delta'_x where SI drafts x, and delta_x <= tau'_x
+  at SI's bonus positions.
+- L5 (passes_dominated): sigma_x <= v'_x and eps_x <= tau'_x.
+- Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
+
+Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
+1..3) on its seven latency settings plus two with T0 < T and D <= T0, and seeded
+random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` without
+drafter_pause breaks L1 (and the theorem); the condition D <= T0 is necessary
+(the counterexample below breaks L1 and the theorem).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import random
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+from dsi_ref.config import RunConfig
+from dsi_ref.pattern import PATTERN_DRAFTER, PATTERN_TARGET, PatternChooser, run_pattern
+from dsi_ref.policies import SAFE, Policy
+from dsi_ref.prob import Dist
+from dsi_ref.result import RunResult
+from dsi_ref.scheduler import Command, DSIScheduler
+from dsi_ref.si import run_si
+from dsi_ref.virtual import run_dsi
+from proofs.registry import check
+from proofs.t7_policies import LATENCIES, N_MAX, _cfg, _PolicyParts
+
+F = Fraction
+Lat = tuple[F, F, F, F]
+# T0 < T with D <= T0: the old grid had T0 >= T everywhere.
+SHORT_PREFILL: tuple[Lat, ...] = (
+    (F(1, 2), F(1), F(1, 2), F(1, 2)),
+    (F(2, 3), F(1), F(1, 6), F(2, 3)),
+)
+GRID_LATENCIES: tuple[Lat, ...] = (*LATENCIES, *SHORT_PREFILL)
+
+
+class _HeadMonitor(DSIScheduler[Dist]):
+    """The real scheduler; records a violation of L2 after every call."""
+
+    violations: list[str] = []  # noqa: RUF012 - reset by each run
+
+    def _progress(self, out: list[Command]) -> None:
+        super()._progress(out)
+        c = len(self.s.committed)
+        for t in self.s.tasks.values():
+            if t.first <= c and t.server is None:
+                _HeadMonitor.violations.append(f"task {t.first}..{t.last} queued at c={c}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """One instance: both runs' traces, read into per-position times."""
+
+    dsi: RunResult
+    si: RunResult
+    head_violations: tuple[str, ...]
+
+
+def run_pair(cfg: RunConfig, pat: tuple[bool, ...], policy: Policy = SAFE) -> Pair:
+    _HeadMonitor.violations = []
+    parts = _PolicyParts(policy, _HeadMonitor)
+    chooser = PatternChooser(pat)
+    dsi = run_dsi(PATTERN_TARGET, PATTERN_DRAFTER, cfg, chooser=chooser, parts=parts, record=True)
+    si = run_si(PATTERN_TARGET, PATTERN_DRAFTER, cfg, chooser=PatternChooser(pat), record=True)
+    return Pair(dsi, si, tuple(_HeadMonitor.violations))
+
+
+@dataclasses.dataclass
+class _Times:
+    commit: dict[int, F]  # tau_x
+    draft: dict[int, F]  # delta_x (only where a draft was committed against)
+    task_start: dict[int, F]  # sigma of the task committing x
+    task_end: dict[int, F]  # eps_x
+    cancelled_drafts: int
+
+
+def _times(trace: dict[str, Any]) -> _Times:
+    done: dict[int, F] = {}  # the last draft done at each position so far
+    pos: dict[int, int] = {}  # draft id -> position
+    start: dict[int, F] = {}
+    end: dict[int, F] = {}
+    out = _Times({}, {}, {}, {}, 0)
+    for ev in trace["events"]:
+        t = F(ev["t"])
+        kind = ev["ev"]
+        if kind == "draft_start":
+            pos[ev["id"]] = ev["pos"]
+        elif kind == "draft_done":
+            done[pos[ev["id"]]] = t
+        elif kind == "draft_cancel":
+            out.cancelled_drafts += 1
+        elif kind == "task_start":
+            start[ev["id"]] = t
+        elif kind == "task_done":
+            end[ev["id"]] = t
+        elif kind == "commit":
+            x = ev["pos"]
+            out.commit[x] = t
+            if ev["draft"] is not None:
+                out.draft[x] = done[x]
+            out.task_start[x] = start[ev["task"]]
+            out.task_end[x] = end[ev["task"]]
+    return out
+
+
+def lemma_failures(pair: Pair) -> Iterator[str]:
+    """Every lemma L1..L5 and the theorem on one instance: a line per failure."""
+    assert pair.dsi.trace is not None and pair.si.trace is not None
+    d, s = _times(pair.dsi.trace), _times(pair.si.trace)
+    n = len(d.commit)
+    if d.cancelled_drafts:
+        yield f"L1: {d.cancelled_drafts} drafts cancelled"
+    for v in pair.head_violations:
+        yield f"L2: {v}"
+    for x in range(n):
+        prev = d.commit[x - 1] if x else F(0)
+        if d.commit[x] != max(prev, d.task_end[x], d.draft[x]):
+            yield f"L3 at {x}"
+        bound = s.draft.get(x, s.commit[x])  # SI's draft, or its commit at a bonus position
+        if d.draft[x] > bound:
+            yield f"L4 at {x}: draft {d.draft[x]} > {bound}"
+        if d.task_start[x] > s.task_start[x] or d.task_end[x] > s.commit[x]:
+            yield f"L5 at {x}: pass {d.task_start[x]}..{d.task_end[x]} vs SI {s.task_start[x]}"
+        if d.commit[x] > s.commit[x]:
+            yield f"theorem at {x}: {d.commit[x]} > {s.commit[x]}"
+
+
+def grid(servers: tuple[int, ...] = (1, 2, 3)) -> Iterator[tuple[RunConfig, tuple[bool, ...]]]:
+    for lat in GRID_LATENCIES:
+        for k in (1, 2, 3):
+            for p in servers:
+                for n in range(1, N_MAX + 1):
+                    cfg = _cfg(n, k, p, lat, "safe")
+                    for pat in itertools.product((False, True), repeat=n):
+                        yield cfg, pat
+
+
+def random_instances(count: int, seed: int) -> Iterator[tuple[RunConfig, tuple[bool, ...]]]:
+    """Rational latencies with D0 <= T0, D <= min(T0, T) (D = min(T0, T) a third of
+    the time), n <= 30, k <= 6, P <= 4, acceptance 0.3..0.95."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        t0 = F(rng.randint(1, 12), rng.randint(1, 6))
+        t = F(rng.randint(1, 12), rng.randint(1, 6))
+        d0 = t0 * F(rng.randint(1, 12), 12)
+        d = min(t0, t) * (F(1) if rng.random() < 1 / 3 else F(rng.randint(1, 12), 12))
+        n = rng.randint(1, 30)
+        a = rng.choice((0.3, 0.6, 0.8, 0.95))
+        pat = tuple(rng.random() < a for _ in range(n))
+        yield _cfg(n, rng.randint(1, 6), rng.randint(1, 4), (t0, t, d0, d), "safe"), pat
+
+
+def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple[int, str | None]:
+    runs = 0
+    for cfg, pat in cases:
+        runs += 1
+        bad = next(lemma_failures(run_pair(cfg, pat)), None)
+        if bad is not None:
+            return runs, f"{bad} at n={cfg.max_tokens} k={cfg.k} P={cfg.servers} {pat}"
+    return runs, None
+
+
+@check(theorem="T7", method="exhaustive")
+def safe_lemmas_on_grid() -> tuple[int, str]:
+    """(b)'s lemmas L1..L5 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
+    nine latency settings (two with T0 < T, D <= T0)."""
+    runs, bad = _first_failure(grid())
+    assert bad is None, bad
+    return runs, f"L1..L5 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+
+
+@check(theorem="T7", method="random")
+def safe_lemmas_on_random_runs() -> tuple[int, str]:
+    """The same on 300 seeded random runs (n <= 30, k <= 6, P <= 4)."""
+    runs, bad = _first_failure(random_instances(300, seed=11))
+    assert bad is None, bad
+    return runs, "L1..L5 and tau_x <= tau'_x on 300 random runs"
+
+
+@check(theorem="T7", method="exhaustive")
+def planted_lemma_breakers_are_caught() -> tuple[int, str]:
+    """Controls: `safe` without drafter_pause breaks L1 (a draft held past a rejection)
+    and the theorem; and D > T0 breaks L1 and the theorem (the condition is needed)."""
+    no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
+    runs = 0
+    caught: set[str] = set()
+    for cfg, pat in grid(servers=(1,)):
+        runs += 1
+        caught |= {
+            f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_pause))
+        }
+        if {"L1", "theorem"} <= caught:
+            break
+    assert {"L1", "theorem"} <= caught, f"planted no-pause: only {sorted(caught)} caught"
+    # D > T0 (so T0 < T): the draft beside the first pass outlives it.
+    lat = (F(1, 2), F(1), F(1, 2), F(1))
+    pat = (False, True)
+    for servers in (1, 2, 3):
+        cfg = _cfg(2, 1, servers, lat, "safe")
+        fails = list(lemma_failures(run_pair(cfg, pat)))
+        assert any(f.startswith("L1") for f in fails), fails
+        assert (run_pattern("dsi", pat, cfg).latency, run_pattern("si", pat, cfg).latency) == (
+            F(5, 2),
+            F(2),
+        )
+        runs += 1
+    return runs, f"no drafter_pause: {sorted(caught)} caught; D > T0: safe 5/2 > SI 2"
