@@ -18,10 +18,13 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     policy on both clocks.
 
 (b) `safe` is never slower than SI at the same k, pathwise, for every P >= 1,
-    when D0 <= T0 and D <= T. CHECKED ON INSTANCES ONLY (exhaustive: every pattern,
+    when D0 <= T0, D <= T and D <= T0 (the last is needed when T0 < T:
+    proofs.t7b_lemmas has the counterexample). Exhaustive: every pattern,
     n <= 6, k in {1, 2, 3}, seven latency settings, P = 1, 2, 3; and safe never has
     more than 2 servers busy or held, so every P >= 3 runs as P = 3: checked on the
-    grid and on 300 random runs up to n = 40); the written proof is open.
+    grid and on 300 random runs up to n = 40. The written proof (docs/theorems.md
+    T7 (b)) reduces it to lemmas L1..L5, checked in proofs.t7b_lemmas; L4 and L5
+    are proved there only for SI cycles that start after a rejection.
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a
     rejection is never delayed by it; the head verification always finds a server

@@ -1,0 +1,30 @@
+"""T7(b)'s lemma checker (proofs/t7b_lemmas.py) on a few fast instances; the full checks
+run through the registry in tests/test_proofs.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction as F
+
+from dsi_ref.policies import SAFE
+from proofs.t7_policies import _cfg
+from proofs.t7b_lemmas import lemma_failures, random_instances, run_pair
+
+
+def test_lemmas_hold_on_random_runs() -> None:
+    for cfg, pat in random_instances(20, seed=3):
+        assert list(lemma_failures(run_pair(cfg, pat))) == [], (cfg, pat)
+
+
+def test_d_above_t0_breaks_l1_and_the_theorem() -> None:
+    cfg = _cfg(2, 1, 1, (F(1, 2), F(1), F(1, 2), F(1)), "safe")
+    fails = list(lemma_failures(run_pair(cfg, (False, True))))
+    assert any(f.startswith("L1") for f in fails)
+    assert any(f.startswith("theorem") for f in fails)
+
+
+def test_no_pause_is_caught() -> None:
+    no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
+    cfg = _cfg(3, 1, 1, (F(1), F(1), F(3, 4), F(3, 4)), "safe")
+    fails = list(lemma_failures(run_pair(cfg, (False, False, False), no_pause)))
+    assert any(f.startswith("L1") for f in fails), fails
