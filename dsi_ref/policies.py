@@ -44,7 +44,8 @@ SI reads only the `lookahead` knob (`si_next_k`, dsi_ref.si): with `adaptive` or
 block, with the others k is fixed.
 
 Named policies: `safe` (the default: never slower than SI at the same k on every
-pattern checked, at P = 1..4; docs/theorems.md T7), `eager` (safe without the limit
+pattern checked, at every P, when the drafter's pass is no longer than either target
+pass, D <= min(T0, T); docs/theorems.md T7 (b)), `eager` (safe without the limit
 of one speculative server: faster in expectation with many servers, but only within
 D of SI pathwise), `paper` (the paper's: every move as early as possible; best in
 expectation with several servers, but it can lose to SI and, without preemption, to

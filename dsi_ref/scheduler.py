@@ -553,12 +553,15 @@ class DSIScheduler(Generic[D]):
             return
         # After the commits, so no block or draft is started and cancelled in one instant.
         self._submit_block(out)
-        self._draft_next(out)
+        if not self._pause:
+            self._draft_next(out)
         self._drop_useless(out)
         c = len(s.committed)
         if c not in s.p_avail and not self._covered(c) and (self._chain or c == self.n - 1):
             self._submit("target", ChainView(s.chain, c), c, c, out)
         self._dispatch(out)
+        if self._pause:  # after dispatch: the pause must see the verification starting now
+            self._draft_next(out)
 
     def _commit_ready(self, out: list[Command]) -> None:
         s = self.s

@@ -16,11 +16,22 @@ def test_lemmas_hold_on_random_runs() -> None:
         assert list(lemma_failures(run_pair(cfg, pat))) == [], (cfg, pat)
 
 
-def test_d_above_t0_breaks_l1_and_the_theorem() -> None:
+def test_d_above_t0_breaks_l4_and_the_theorem() -> None:
+    """D > T0: the draft at SI's bonus position cannot be ready when the first pass ends."""
     cfg = _cfg(2, 1, 1, (F(1, 2), F(1), F(1, 2), F(1)), "safe")
-    fails = list(lemma_failures(run_pair(cfg, (False, True))))
-    assert any(f.startswith("L1") for f in fails)
+    fails = list(lemma_failures(run_pair(cfg, (True, True))))
+    assert any(f.startswith("L4") for f in fails)
     assert any(f.startswith("theorem") for f in fails)
+
+
+def test_pause_sees_a_verification_starting_in_the_same_instant() -> None:
+    """The draft at 1 would outlive the pass that starts beside it (D > T0) and that
+    pass rejects 0: the drafter waits instead of drafting into a cancellation."""
+    cfg = _cfg(2, 1, 1, (F(1, 2), F(1), F(1, 2), F(1)), "safe")
+    pair = run_pair(cfg, (False, True))
+    assert pair.dsi.trace is not None
+    assert not [e for e in pair.dsi.trace["events"] if e["ev"] == "draft_cancel"]
+    assert pair.dsi.latency == pair.si.latency == 2
 
 
 def test_no_pause_is_caught() -> None:
