@@ -4,36 +4,56 @@
 
 The random ~27M / ~2.4M Llama pair (`gpu_runner.tiny.timing_pair`), timing mode a = 0.8,
 k = 5, 64 tokens, one drafter and one server, one torch thread per worker. Each round
-re-measures the isolated pass costs (an SI run on threads) and then runs SI, DSI `safe`
-and DSI `paper` on the backend, so that box drift is shared within a round. Prints, per
-backend and run: median wall, SI/this per round, measured/predicted per round, and the
-median target and drafter pass times inside the runs (the contention a prediction from
-isolated costs leaves out). A warm-up round is dropped. A script, not a pytest-benchmark
-suite: the quantities are paired ratios, which pytest-benchmark does not pair.
+re-measures the isolated pass costs on the backend (`gpu_runner.predict.isolated_costs`:
+an SI run and a short non-SI run, no two passes overlapping; per-position cost and the
+driver's per-pass overhead included) and then runs SI, and DSI `safe` and `paper`
+each planning with those costs (RunnerConfig.plan) and with the runner's default
+costs, so that box drift is shared within a round. Prints, per backend and run: median wall,
+SI/this per round, measured/predicted per round (the clock cutting cancelled passes
+between layers as the run did, and in brackets without that), and the median pass
+times inside the runs (the target's at k + 1 positions, the drafter's), which show any
+contention a prediction from isolated costs leaves out. A warm-up round is dropped. A
+script, not a pytest-benchmark suite: the quantities are paired ratios, which
+pytest-benchmark does not pair.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 
 import torch
 
 from gpu_runner.api import RunnerConfig, run
-from gpu_runner.predict import isolated_costs, predict
+from gpu_runner.predict import cancel_granularity, isolated_costs, predict
 from gpu_runner.result import RealRun
 from gpu_runner.tiny import timing_pair
 from gpu_runner.transport.processes import ProcessBackend
 
 N, K, A, PROMPT = 64, 5, 0.8, [1, 2, 3, 4]
-RUNS = [("si", "safe"), ("dsi", "safe"), ("dsi", "paper")]
+# (algorithm, policy, plan): "measured" plans with the round's isolated costs
+# (RunnerConfig.plan), "default" with the runner's default (target 1, drafter 1/10).
+Run = tuple[str, str, str]
+RUNS: list[Run] = [
+    ("si", "safe", "-"),
+    ("dsi", "safe", "measured"),
+    ("dsi", "safe", "default"),
+    ("dsi", "paper", "measured"),
+    ("dsi", "paper", "default"),
+]
 
 
-def _pass_ms(r: RealRun, kind: str) -> float:
-    return 1000 * statistics.median(s for k, _, _, s in r.pass_log if k == kind)
+def _pass_ms(r: RealRun, kind: str, width: int = 1) -> float:
+    """Median ms of `r`'s decode passes of `kind` scoring `width` positions (nan: none)."""
+    xs = [s for k, f, m, s in r.pass_log if k == kind and f > 0 and m == width]
+    return 1000 * statistics.median(xs) if xs else math.nan
 
 
 def _span(xs: list[float]) -> str:
+    xs = [x for x in xs if not math.isnan(x)]
+    if not xs:
+        return "-"
     return f"{statistics.median(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})"
 
 
@@ -46,30 +66,37 @@ def main() -> None:
     base = RunnerConfig(max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1)
     with ProcessBackend() as pool:
         for name, backend in (("threads", "threads"), ("processes", pool)):
-            wall: dict[tuple[str, str], list[float]] = {r: [] for r in RUNS}
-            ratio: dict[tuple[str, str], list[float]] = {r: [] for r in RUNS}
-            passes: dict[tuple[str, str], list[tuple[float, float]]] = {r: [] for r in RUNS}
+            wall: dict[Run, list[float]] = {r: [] for r in RUNS}
+            ratio: dict[Run, list[float]] = {r: [] for r in RUNS}
+            held: dict[Run, list[float]] = {r: [] for r in RUNS}
+            passes: dict[Run, list[tuple[float, float]]] = {r: [] for r in RUNS}
             for i in range(rounds + 1):
-                tl, dl = isolated_costs(target, drafter, PROMPT, base)
-                for alg, policy in RUNS:
+                tl, dl = isolated_costs(target, drafter, PROMPT, base, backend)
+                for key in RUNS:
+                    alg, policy, plan = key
                     cfg = RunnerConfig(
                         algorithm=alg, max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1,
-                        policy=policy,
+                        policy=policy, plan=(tl, dl) if plan == "measured" else None,
                     )  # fmt: skip
                     r = run(target, drafter, PROMPT, cfg, backend=backend)
                     if i == 0:
                         continue  # warm-up: a pool's first run starts its workers
-                    wall[(alg, policy)].append(r.wall)
-                    ratio[(alg, policy)].append(r.wall / float(predict(r, K, 1, tl, dl, policy)))
-                    passes[(alg, policy)].append((_pass_ms(r, "target"), _pass_ms(r, "drafter")))
-            si = wall[("si", "safe")]
+                    wall[key].append(r.wall)
+                    layers = cancel_granularity(r, target)
+                    pred = predict(r, K, 1, tl, dl, policy, cancel_layers=layers)
+                    ratio[key].append(r.wall / float(pred))
+                    held[key].append(r.wall / float(predict(r, K, 1, tl, dl, policy)))
+                    passes[key].append((_pass_ms(r, "target", K + 1), _pass_ms(r, "drafter")))
+            si = wall[RUNS[0]]
             for key in RUNS:
                 w = wall[key]
                 print(
-                    f"{name:9s} {key[0]:3s} {key[1]:5s} wall {statistics.median(w):.3f} s"
+                    f"{name:9s} {key[0]:3s} {key[1]:5s} plan {key[2]:8s}"
+                    f" wall {statistics.median(w):.3f} s"
                     f"  SI/this {_span([a / b for a, b in zip(si, w, strict=True)])}"
                     f"  meas/pred {_span(ratio[key])}"
-                    f"  target pass {_span([t for t, _ in passes[key]])} ms"
+                    f"  (no layer cut {_span(held[key])})"
+                    f"  target pass at k+1 {_span([t for t, _ in passes[key]])} ms"
                     f"  drafter pass {_span([d for _, d in passes[key]])} ms"
                 )
 

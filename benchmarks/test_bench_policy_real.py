@@ -5,8 +5,9 @@ paper's policy and transformers, with real forwards on this machine.
   (`gpu_runner.tiny.timing_pair`: a target pass costs several drafter passes), one drafter
   and one server (P = 1: the configuration two cores can run in parallel), one torch
   thread per worker, threads and processes: SI, DSI with `safe` (the default) and with
-  `paper`, each beside its non-preemptive prediction from pass costs measured in
-  isolation (one SI run on threads, no two passes overlapping).
+  `paper`, DSI planning with pass costs measured in isolation on its backend
+  (`gpu_runner.predict.isolated_costs`: an SI and a non-SI run, no two passes
+  overlapping), each run beside the virtual clock's prediction from those costs.
 - The trained tiny pair (128 tokens, greedy and T = 1): transformers' `generate`,
   assisted generation (its heuristic schedule, and k = 3 constant), and the runner's SI
   k = 3 and DSI P = 1 (`safe`, `paper`) on processes; tokens/s in extra_info.
@@ -29,7 +30,7 @@ from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
 from dsi_ref.latency import Latency  # noqa: E402
 from dsi_ref.sampling import SamplingConfig  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
-from gpu_runner.predict import isolated_costs, predict  # noqa: E402
+from gpu_runner.predict import cancel_granularity, isolated_costs, predict  # noqa: E402
 from gpu_runner.result import RealRun  # noqa: E402
 from gpu_runner.tiny import load_tiny_pair, timing_pair  # noqa: E402
 from gpu_runner.tokenizer import ByteTokenizer  # noqa: E402
@@ -49,10 +50,15 @@ def pool() -> Iterator[ProcessBackend]:
         yield p
 
 
-@pytest.fixture(scope="module")
-def isolated() -> tuple[Latency, Latency]:
-    cfg = RunnerConfig(max_new_tokens=N, k=K, acceptance=A, seed=1)
-    return isolated_costs(TARGET, DRAFTER, PROMPT, cfg)
+_ISOLATED: dict[str, tuple[Latency, Latency]] = {}
+
+
+def isolated(backend: str, b: Any) -> tuple[Latency, Latency]:
+    """Pass costs measured in isolation on `backend` (an SI and a non-SI run), once."""
+    if backend not in _ISOLATED:
+        cfg = RunnerConfig(max_new_tokens=N, k=K, acceptance=A, seed=1)
+        _ISOLATED[backend] = isolated_costs(TARGET, DRAFTER, PROMPT, cfg, b)
+    return _ISOLATED[backend]
 
 
 def _timed(benchmark: BenchmarkFixture, go: Any, rounds: int = 3) -> tuple[RealRun, float]:
@@ -72,19 +78,19 @@ def _timed(benchmark: BenchmarkFixture, go: Any, rounds: int = 3) -> tuple[RealR
 def test_timing_pair(
     benchmark: BenchmarkFixture,
     request: pytest.FixtureRequest,
-    isolated: tuple[Latency, Latency],
     backend: str,
     alg: str,
     policy: str,
 ) -> None:
     b = "threads" if backend == "threads" else request.getfixturevalue("pool")
+    tl, dl = isolated(backend, b)
     cfg = RunnerConfig(
-        algorithm=alg, max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1, policy=policy
-    )
+        algorithm=alg, max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1, policy=policy,
+        plan=(tl, dl),
+    )  # fmt: skip
     r, wall = _timed(benchmark, lambda: run(TARGET, DRAFTER, PROMPT, cfg, backend=b))
     assert len(r.tokens) == N
-    tl, dl = isolated
-    predicted = float(predict(r, K, 1, tl, dl, policy))
+    predicted = float(predict(r, K, 1, tl, dl, policy, cancel_granularity(r, TARGET)))
     benchmark.extra_info.update(
         measured_s=wall,
         predicted_s=predicted,

@@ -47,6 +47,11 @@ class RunnerConfig:
     # A cancelled pass stops at the next decoder layer (threads and processes backends;
     # gpu_runner.layer_cut). Tokens are the same either way; only the time changes.
     layer_cancel: bool = True
+    # The pass costs DSI's policy plans with (target, drafter): its pause, its spare
+    # server and rule 3 compare predicted ends. None: the injected waits, if any, else
+    # target 1 and drafter 1/10. Measured costs (gpu_runner.predict.isolated_costs) make
+    # the policy decide as the virtual clock would with them, so predictions match.
+    plan: tuple[Latency, Latency] | None = None
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -68,6 +73,14 @@ class RunnerConfig:
         check_confidence(self.draft_confidence)
         if not isinstance(self.layer_cancel, bool):
             raise InvalidConfig(f"layer_cancel must be a bool, got {show(self.layer_cancel)}")
+        if self.plan is not None and not (
+            isinstance(self.plan, tuple)
+            and len(self.plan) == 2
+            and all(isinstance(x, Latency) for x in self.plan)
+        ):
+            raise InvalidConfig(
+                f"plan must be a (target, drafter) pair of dsi_ref Latency, got {show(self.plan)}"
+            )
         if self.waits is not None and self.waits.replace and a is None:
             raise InvalidConfig(
                 "waits that replace the forward pass need timing mode (an acceptance rate): "
@@ -77,6 +90,7 @@ class RunnerConfig:
     def run_config(self, prompt: Sequence[int]) -> RunConfig:
         """The dsi_ref settings of this run (the trace header; the scheduler's costs)."""
         w = self.waits
+        plan = self.plan or ((w.target, w.drafter) if w else None)
         # Timing mode's rule is speculative sampling on implied p, q (gpu_runner.trace_io).
         sampling = self.sampling if self.acceptance is None else SamplingConfig()
         return RunConfig(
@@ -85,8 +99,8 @@ class RunnerConfig:
             servers=self.servers if self.algorithm == "dsi" else 1,
             seed=self.seed,
             sampling=sampling,
-            target_latency=w.target if w else Latency.of(1, 1, "target"),
-            drafter_latency=w.drafter if w else Latency.of("1/10", "1/10", "drafter"),
+            target_latency=plan[0] if plan else Latency.of(1, 1, "target"),
+            drafter_latency=plan[1] if plan else Latency.of("1/10", "1/10", "drafter"),
             prompt=tuple(prompt),
             preemptive=False,  # a forward pass cannot be interrupted
             policy=self.policy,

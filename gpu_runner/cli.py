@@ -46,6 +46,8 @@ _SIGNED = frozenset(
     (
         "--inject-target",
         "--inject-drafter",
+        "--plan-target",
+        "--plan-drafter",
         "--temperature",
         "--top-k",
         "--top-p",
@@ -130,6 +132,16 @@ def _parser() -> argparse.ArgumentParser:
         help="pad every target pass to these seconds, each at most 60 (latency-injected mode)",
     )
     r.add_argument("--inject-drafter", type=_pair, default=None, metavar="TTFT,TPOT")
+    r.add_argument(
+        "--plan-target",
+        type=_pair,
+        default=None,
+        metavar="TTFT,TPOT",
+        help="the target pass costs in seconds DSI's policy plans with (default: the injected "
+        "waits, else 1,1 against the drafter's 0.1,0.1); measured ones (e.g. from `profile`) "
+        "make DSI decide as dsi_ref's virtual clock does with them",
+    )
+    r.add_argument("--plan-drafter", type=_pair, default=None, metavar="TTFT,TPOT")
     r.add_argument(
         "--acceptance",
         type=float,
@@ -320,6 +332,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
                 drafter_device=ns.drafter_device,
                 dtype=ns.dtype,
                 inject_target=ns.inject_target,
+                plan_target=ns.plan_target,
+                plan_drafter=ns.plan_drafter,
                 inject_drafter=ns.inject_drafter,
                 acceptance=ns.acceptance,
                 policy=ns.policy,

@@ -81,11 +81,21 @@ def prompt_ids(input_ids: object) -> list[int]:
     return ids
 
 
-def _wait_pair(x: object, name: str) -> Latency:
+def _wait_pair(x: object, name: str, what: str = "inject") -> Latency:
     """A (TTFT, TPOT) pair in seconds as a Latency, or InvalidConfig naming the value."""
     if isinstance(x, (str, bytes)) or not isinstance(x, Sequence) or len(x) != 2:
-        raise InvalidConfig(f"inject_{name} must be a (TTFT, TPOT) pair of seconds, got {show(x)}")
+        raise InvalidConfig(f"{what}_{name} must be a (TTFT, TPOT) pair of seconds, got {show(x)}")
     return Latency.of(x[0], x[1], name)
+
+
+def plan_costs(target: object | None, drafter: object | None) -> tuple[Latency, Latency] | None:
+    """The pass costs DSI's policy plans with (RunnerConfig.plan), from (TTFT, TPOT)
+    pairs in seconds; None when neither is given."""
+    if target is None and drafter is None:
+        return None
+    if target is None or drafter is None:
+        raise InvalidConfig("planning costs need both plan_target and plan_drafter (TTFT, TPOT)")
+    return _wait_pair(target, "target", "plan"), _wait_pair(drafter, "drafter", "plan")
 
 
 def latency_waits(target: object | None, drafter: object | None, replace: bool) -> Waits | None:
@@ -129,6 +139,8 @@ def generate(
     backend: Any = "threads",
     draft_confidence: float | None = None,
     layer_cancel: bool = True,
+    plan_target: Sequence[object] | None = None,
+    plan_drafter: Sequence[object] | None = None,
 ) -> RealRun:
     """Generate `max_new_tokens` tokens after `input_ids` with DSI, SI or non-SI.
 
@@ -142,7 +154,10 @@ def generate(
     switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
     policy (dsi_ref.policies); `draft_confidence` ends a block after a draft whose largest
     drafter probability is below it (SI and DSI; None: off). `layer_cancel`: a cancelled
-    pass stops at the next decoder layer (threads and processes backends). `backend`:
+    pass stops at the next decoder layer (threads and processes backends). `plan_*` =
+    (TTFT, TPOT) in seconds: the pass costs DSI's policy plans with (its pause, spare
+    server and rule 3 compare predicted ends; default: the injected waits, else target
+    1, drafter 1/10); measured ones make the run what the virtual clock predicts. `backend`:
     "threads", "processes" (one OS process per worker), "ray" (one actor per worker; a model
     given as a path is loaded by each actor from that path, which every node must hold), or an open
     `ProcessBackend` / `RayBackend` to reuse. Returns tokens, wall times, costs (forwards
@@ -160,7 +175,12 @@ def generate(
     cfg = RunnerConfig(
         algorithm, max_new_tokens, k, servers, seed, sampling, waits, acceptance, policy
     )
-    cfg = dataclasses.replace(cfg, draft_confidence=draft_confidence, layer_cancel=layer_cancel)
+    cfg = dataclasses.replace(
+        cfg,
+        draft_confidence=draft_confidence,
+        layer_cancel=layer_cancel,
+        plan=plan_costs(plan_target, plan_drafter),
+    )
     check_backend(backend)
     prompt = prompt_ids(input_ids)
     torch_dtype = _pair_dtype(target, drafter, dtype)
