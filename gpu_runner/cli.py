@@ -198,6 +198,13 @@ def _parser() -> argparse.ArgumentParser:
         help="--backend ray: CPUs each actor asks for (default 0)",
     )
     r.add_argument(
+        "--ray-strategy",
+        choices=("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"),
+        default=None,
+        help="--backend ray with per-worker resources: how the placement group places the "
+        "workers (default PACK; SPREAD puts servers on different nodes where it can)",
+    )
+    r.add_argument(
         "--layer-cancel",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -237,6 +244,7 @@ def _progress(name: str, n: int, quiet: bool) -> Callable[[int], None] | None:
 
 RAY_FLAGS = (
     ("ray_address", "--ray-address"),
+    ("ray_strategy", "--ray-strategy"),
     ("ray_gpus_per_worker", "--ray-gpus-per-worker"),
     ("ray_cpus_per_worker", "--ray-cpus-per-worker"),
 )
@@ -252,7 +260,14 @@ def backend_options(ns: argparse.Namespace) -> dict[str, Any]:
     from gpu_runner.transport.ray import resource_problem
 
     options: dict[str, Any] = {"local_cpus": os.cpu_count() or 2}  # a local cluster: this box
-    for attr, flag in RAY_FLAGS[1:]:
+    if ns.ray_strategy is not None:
+        if ns.ray_gpus_per_worker is None and ns.ray_cpus_per_worker is None:
+            raise DSIError(
+                "--ray-strategy needs --ray-gpus-per-worker or --ray-cpus-per-worker: without "
+                "resources per worker no placement group is made"
+            )
+        options["strategy"] = ns.ray_strategy
+    for attr, flag in RAY_FLAGS[2:]:
         value = getattr(ns, attr)
         problem = None if value is None else resource_problem(value, "gpus" in attr)
         if problem is not None:

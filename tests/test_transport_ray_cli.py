@@ -31,7 +31,12 @@ def _exit(argv: list[str]) -> int:
 
 @pytest.mark.parametrize(
     "flag,value",
-    [("--ray-address", "auto"), ("--ray-gpus-per-worker", "1"), ("--ray-cpus-per-worker", "1")],
+    [
+        ("--ray-address", "auto"),
+        ("--ray-gpus-per-worker", "1"),
+        ("--ray-cpus-per-worker", "1"),
+        ("--ray-strategy", "SPREAD"),
+    ],
 )
 @pytest.mark.parametrize("backend", ["threads", "processes"])
 def test_ray_flags_need_the_ray_backend(
@@ -51,6 +56,8 @@ def test_ray_flags_need_the_ray_backend(
         ("--ray-cpus-per-worker", "inf", "inf"),
         ("--ray-cpus-per-worker", "two", "'two'"),
         ("--ray-address", " ", "empty"),
+        ("--ray-strategy", "spread", "'spread'"),
+        ("--ray-strategy", "SPREAD", "needs --ray-gpus-per-worker"),
     ],
 )
 def test_bad_ray_values_exit_2_naming_them(
@@ -97,14 +104,15 @@ def test_all_algorithms_share_one_pool_closed_once(
     monkeypatch.setattr(backends, "new_pool", new_pool)
     argv = ["run", "--backend", "ray", "--ray-address", "auto", "--ray-gpus-per-worker", "0.5"]
     argv += ["--ray-cpus-per-worker", "2", "--max-new-tokens", "4", "--servers", "2", "--quiet"]
-    code = _exit(argv)
+    code = _exit([*argv, "--ray-strategy", "SPREAD"])
     assert len(made) == 1, "one pool for the three algorithms"
     pool = made[0]
     assert pool.name == "ray"
-    assert {k: pool.options[k] for k in ("address", "num_gpus", "num_cpus")} == {
+    assert {k: pool.options[k] for k in ("address", "num_gpus", "num_cpus", "strategy")} == {
         "address": "auto",
         "num_gpus": 0.5,
         "num_cpus": 2.0,
+        "strategy": "SPREAD",
     }
     assert pool.closes == 1, "the pool is closed once, at the end"
     if fail_at is None:
@@ -112,3 +120,21 @@ def test_all_algorithms_share_one_pool_closed_once(
     else:  # the error ends the run at once, and still closes the pool
         assert code == 2 and pool.opens == 2
         assert "planted: the pool cannot start run 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kw,shown",
+    [
+        ({"strategy": "spread", "num_gpus": 1}, "'spread'"),
+        ({"strategy": None, "num_gpus": 1}, "None"),
+        ({"strategy": "SPREAD"}, "needs num_cpus or num_gpus"),
+    ],
+)
+def test_ray_backend_refuses_a_strategy_it_cannot_use(kw: dict[str, Any], shown: str) -> None:
+    from dsi_ref.errors import InvalidConfig
+    from gpu_runner.transport.ray import RayBackend
+
+    with pytest.raises(InvalidConfig, match="strategy") as info:
+        RayBackend(**kw)
+    assert shown in str(info.value)
+    assert RayBackend(strategy="SPREAD", num_gpus=1).strategy == "SPREAD"  # nothing started

@@ -171,6 +171,11 @@ class _Slot:
     pid: int | None = None  # of the actor's process (local clusters: for memory figures)
 
 
+# Ray's placement-group strategies: PACK keeps the workers on few nodes, SPREAD spreads
+# them over nodes where it can; the STRICT_ ones fail instead of bending.
+STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+
+
 class RayBackend:
     """Ray actors as workers, reused across runs while open (close() ends them)."""
 
@@ -190,6 +195,15 @@ class RayBackend:
             problem = resource_problem(value, name == "num_gpus")
             if problem is not None:
                 raise InvalidConfig(f"RayBackend {name} {problem}")
+        if strategy not in STRATEGIES:
+            raise InvalidConfig(
+                f"RayBackend strategy must be one of {STRATEGIES}, got {show(strategy)}"
+            )
+        if strategy != "PACK" and not (num_cpus or num_gpus):  # else it would do nothing
+            raise InvalidConfig(
+                f"RayBackend strategy {strategy} needs num_cpus or num_gpus per worker: "
+                "without them no placement group is made and Ray places actors freely"
+            )
         if address is not None and (not isinstance(address, str) or not address.strip()):
             raise InvalidConfig(f"RayBackend address must be a non-empty str, got {show(address)}")
         self.address = address
