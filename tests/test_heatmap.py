@@ -162,6 +162,7 @@ def test_cli_writes_png_and_csv(tmp_path: object, capsys: pytest.CaptureFixture[
     assert float(r["c"]) == pytest.approx(h.c[2]) and float(r["a"]) == pytest.approx(h.a[3])
     assert int(r["k_si"]) == h.k_si[2, 3] and float(r["t_dsi"]) == h.t_dsi[2, 3]
     assert float(r["dsi_vs_min"]) == h.ratio("dsi_vs_min")[2, 3]
+    assert {row["t_dsi_stderr"] for row in rows} == {"0.0"}  # the offline model is exact
     captured = capsys.readouterr()
     # the progress, one line per quarter when stderr is not a terminal (no \r redraws)
     assert captured.err.splitlines() == ["k 1/4", "k 2/4", "k 3/4", "k 4/4"]

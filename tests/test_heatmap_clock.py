@@ -42,7 +42,7 @@ def test_cells_are_the_best_k_of_the_virtual_clock_runs() -> None:
             si = [si_exact(fa, fc, k, 10) for k in (1, 2, 3)]
             assert h.t_si[i, j] == pytest.approx(float(min(si)), rel=1e-9)
             # SI(k) as the control variate, E[SI(k)] exact
-            means = [
+            ests = [
                 control_variate(
                     [
                         run_pattern("dsi", x, run_config(10, k, 1, fc, "paper", NP)).latency
@@ -53,11 +53,16 @@ def test_cells_are_the_best_k_of_the_virtual_clock_runs() -> None:
                         for x in pats
                     ],
                     si[k - 1],
-                ).mean
+                )
                 for k in (1, 2, 3)
             ]
+            means = [e.mean for e in ests]
             assert h.t_dsi[i, j] == pytest.approx(min(means), rel=1e-9)
             assert h.k_dsi[i, j] == 1 + means.index(min(means))
+            # the CSV's standard error is the chosen k's estimate's
+            chosen = ests[means.index(min(means))].stderr
+            assert h.t_dsi_stderr is not None
+            assert h.t_dsi_stderr[i, j] == pytest.approx(chosen, rel=1e-9, nan_ok=True)
     assert render_png(h)[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -118,6 +123,8 @@ def test_cli_clock_writes_figure_and_csv(
         rows = list(csv.DictReader(f))
     assert len(rows) == 9 and tuple(rows[0]) == CSV_COLUMNS
     assert {r["servers_dsi"] for r in rows} == {"1"} and {r["t_nonsi"] for r in rows} == {"8"}
+    assert all(float(r["t_dsi_stderr"]) >= 0 for r in rows)  # two patterns: a finite error
+    assert any(float(r["t_dsi_stderr"]) > 0 for r in rows)
     assert (tmp_path / "np.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     captured = capsys.readouterr()
     assert captured.err.splitlines() == ["c 1/3", "c 2/3", "c 3/3"]

@@ -7,7 +7,9 @@ estimated expected latency (dsi_ref.theory.clocked: SI at the same k, exact, as 
 control variate). SI's expected latency is exact (the
 float DP of dsi_ref.theory.offline, which is SI on the virtual clock), with its best k
 in 1..kmax; non-SI's is S. The result is a `Heatmap` (model names the clock and policy),
-so the CSV, the PNG and the panel ranges are the offline figure's.
+so the CSV, the PNG and the panel ranges are the offline figure's; the CSV's t_dsi_stderr
+is the estimate's standard error at the chosen k (the minimum over k of noisy estimates
+leans low by up to about that much).
 
 Cost: grid^2 * kmax * reps DSI and SI runs of S tokens, about 50 us per token on this
 machine: the default (11 x 11, k <= 10, 4 patterns, S = 64) about 15 s; 21 x 21 about
@@ -71,6 +73,7 @@ def compute_on_clock(
         t_si = np.where(better, t, t_si)
         k_si = np.where(better, k, k_si)
     t_dsi = np.zeros(cc.shape)
+    t_err = np.zeros(cc.shape)
     k_dsi = np.zeros(cc.shape, dtype=np.int64)
     pats = [patterns(float(aj), S, reps, cell_seed(j)) for j, aj in enumerate(a)]
     for i, ci in enumerate(c):
@@ -78,11 +81,11 @@ def compute_on_clock(
             k, est = best_k(
                 pats[j], float(ci), pmax, policy, clock, kmax, [float(t[i, j]) for t in si_k]
             )
-            k_dsi[i, j], t_dsi[i, j] = k, est.mean
+            k_dsi[i, j], t_dsi[i, j], t_err[i, j] = k, est.mean, est.stderr
         if progress is not None:
             progress(i + 1, len(c))
     servers = np.full(cc.shape, pmax, dtype=np.int64)
     model = f"{clock} clock, policy {policy}"
     return Heatmap(
-        c, a, S, kmax, pmax, False, False, k_si, k_dsi, servers, t_si, t_dsi, model, reps
+        c, a, S, kmax, pmax, False, False, k_si, k_dsi, servers, t_si, t_dsi, model, reps, t_err
     )

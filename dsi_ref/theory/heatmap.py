@@ -87,6 +87,9 @@ class Heatmap:
     # "offline": the model above; else how DSI was timed (dsi_ref.theory.clock_heatmap)
     model: str = "offline"
     reps: int = 0  # acceptance patterns per cell (virtual clock only)
+    # Standard error of t_dsi: None for the offline model (an exact expectation, 0); the
+    # Monte Carlo estimate's on the virtual clock (NaN with one pattern per cell).
+    t_dsi_stderr: FloatArray | None = None
 
     @property
     def t_nonsi(self) -> FloatArray:
@@ -237,12 +240,15 @@ CSV_COLUMNS = (
     "t_si",
     "t_dsi",
     *PANELS,
+    "t_dsi_stderr",
 )
 
 
 def render_csv(h: Heatmap) -> bytes:
     """One row per cell: c, a, best k of SI and DSI, DSI's servers, latencies, the 4 ratios
-    (the ratios as computed, ties not snapped)."""
+    (the ratios as computed, ties not snapped), and the standard error of t_dsi (0 for the
+    offline model's exact expectation; on the virtual clock the Monte Carlo estimate's, so
+    a ratio's is about ratio * t_dsi_stderr / t_dsi: SI's and non-SI's are exact)."""
     f = io.StringIO(newline="")
     _csv_rows(h, {p: h.ratio(p) for p in PANELS}, f)
     return f.getvalue().encode("utf-8")
@@ -269,6 +275,7 @@ def _csv_rows(h: Heatmap, ratios: dict[str, FloatArray], f: IO[str]) -> None:
                     repr(float(h.t_si[i, j])),
                     repr(float(h.t_dsi[i, j])),
                     *(repr(float(ratios[p][i, j])) for p in PANELS),
+                    repr(0.0 if h.t_dsi_stderr is None else float(h.t_dsi_stderr[i, j])),
                 ]
             )
 
