@@ -17,13 +17,20 @@ Lemmas (the names of their checks):
 - L4 (drafts_dominated): delta_x <= delta'_x where SI drafts x, and delta_x <= tau'_x
   at SI's bonus positions.
 - L5 (passes_dominated): sigma_x <= v'_x and eps_x <= tau'_x.
+- L6 (drafts start early): Sigma_x <= Sigma'_x, where Sigma_x is the start of the
+  draft DSI commits x against and Sigma'_x the start of SI's work on x: its draft, or
+  at a bonus position its pass.
+- L7 (tasks start early): every DSI task started with first >= 1 and last scored
+  position L starts by Sigma'_L if L is an SI bonus position, by Sigma'_L - T if SI
+  drafts L.
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
 1..3) on its seven latency settings plus two with T0 < T and D <= T0, and seeded
 random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` without
-drafter_pause breaks L1 (and the theorem); the condition D <= T0 is necessary
-(the counterexample below breaks L4 and the theorem).
+drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6 and
+L7; the condition D <= T0 is necessary (the counterexample below breaks L4 and the
+theorem).
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ class Pair:
     dsi: RunResult
     si: RunResult
     head_violations: tuple[str, ...]
+    tpot: F  # T, the target's pass cost at a position >= 1
 
 
 def run_pair(cfg: RunConfig, pat: tuple[bool, ...], policy: Policy = SAFE) -> Pair:
@@ -84,7 +92,7 @@ def run_pair(cfg: RunConfig, pat: tuple[bool, ...], policy: Policy = SAFE) -> Pa
     chooser = PatternChooser(pat)
     dsi = run_dsi(PATTERN_TARGET, PATTERN_DRAFTER, cfg, chooser=chooser, parts=parts, record=True)
     si = run_si(PATTERN_TARGET, PATTERN_DRAFTER, cfg, chooser=PatternChooser(pat), record=True)
-    return Pair(dsi, si, tuple(_HeadMonitor.violations))
+    return Pair(dsi, si, tuple(_HeadMonitor.violations), cfg.target_latency.tpot)
 
 
 @dataclasses.dataclass
@@ -94,6 +102,8 @@ class _Times:
     task_start: dict[int, F]  # sigma of the task committing x
     task_end: dict[int, F]  # eps_x
     cancelled_drafts: int
+    work_start: dict[int, F]  # Sigma_x: start of that draft; at a bonus position, of the pass
+    task_starts: list[tuple[F, int, int]]  # (start, first, last) of every task started
 
 
 def _times(trace: dict[str, Any]) -> _Times:
@@ -101,18 +111,24 @@ def _times(trace: dict[str, Any]) -> _Times:
     pos: dict[int, int] = {}  # draft id -> position
     start: dict[int, F] = {}
     end: dict[int, F] = {}
-    out = _Times({}, {}, {}, {}, 0)
+    began: dict[int, F] = {}  # position -> start of its last draft so far
+    scored: dict[int, tuple[int, int]] = {}  # task id -> (first, last)
+    out = _Times({}, {}, {}, {}, 0, {}, [])
     for ev in trace["events"]:
         t = F(ev["t"])
         kind = ev["ev"]
         if kind == "draft_start":
             pos[ev["id"]] = ev["pos"]
+            began[ev["pos"]] = t
+        elif kind == "task_submit":
+            scored[ev["id"]] = (ev["first"], ev["last"])
         elif kind == "draft_done":
             done[pos[ev["id"]]] = t
         elif kind == "draft_cancel":
             out.cancelled_drafts += 1
         elif kind == "task_start":
             start[ev["id"]] = t
+            out.task_starts.append((t, *scored[ev["id"]]))
         elif kind == "task_done":
             end[ev["id"]] = t
         elif kind == "commit":
@@ -120,13 +136,14 @@ def _times(trace: dict[str, Any]) -> _Times:
             out.commit[x] = t
             if ev["draft"] is not None:
                 out.draft[x] = done[x]
+            out.work_start[x] = began[x] if ev["draft"] is not None else start[ev["task"]]
             out.task_start[x] = start[ev["task"]]
             out.task_end[x] = end[ev["task"]]
     return out
 
 
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L5 and the theorem on one instance: a line per failure."""
+    """Every lemma L1..L7 and the theorem on one instance: a line per failure."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
@@ -143,8 +160,16 @@ def lemma_failures(pair: Pair) -> Iterator[str]:
             yield f"L4 at {x}: draft {d.draft[x]} > {bound}"
         if d.task_start[x] > s.task_start[x] or d.task_end[x] > s.commit[x]:
             yield f"L5 at {x}: pass {d.task_start[x]}..{d.task_end[x]} vs SI {s.task_start[x]}"
+        if d.work_start[x] > s.work_start[x]:
+            yield f"L6 at {x}: draft starts {d.work_start[x]} > {s.work_start[x]}"
         if d.commit[x] > s.commit[x]:
             yield f"theorem at {x}: {d.commit[x]} > {s.commit[x]}"
+    for start, first, last in d.task_starts:
+        if first >= 1 and last < n:
+            # SI's pass start at its bonus position; T before SI's draft start elsewhere
+            bound = s.work_start[last] - (pair.tpot if last in s.draft else 0)
+            if start > bound:
+                yield f"L7: task {first}..{last} starts {start} > {bound}"
 
 
 def grid(servers: tuple[int, ...] = (1, 2, 3)) -> Iterator[tuple[RunConfig, tuple[bool, ...]]]:
@@ -184,11 +209,11 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L5 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
+    """(b)'s lemmas L1..L7 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
     nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L5 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L7 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
 
 
 @check(theorem="T7", method="random")
@@ -196,13 +221,14 @@ def safe_lemmas_on_random_runs() -> tuple[int, str]:
     """The same on 300 seeded random runs (n <= 30, k <= 6, P <= 4)."""
     runs, bad = _first_failure(random_instances(300, seed=11))
     assert bad is None, bad
-    return runs, "L1..L5 and tau_x <= tau'_x on 300 random runs"
+    return runs, "L1..L7 and tau_x <= tau'_x on 300 random runs"
 
 
 @check(theorem="T7", method="exhaustive")
 def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     """Controls: `safe` without drafter_pause breaks L1 (a draft held past a rejection)
-    and the theorem; and D > T0 breaks L4 and the theorem (the condition is needed)."""
+    and the theorem; `safe` without fresh_blocks breaks L6 and L7; and D > T0 breaks L4
+    and the theorem (the condition is needed)."""
     no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
     runs = 0
     caught: set[str] = set()
@@ -214,6 +240,16 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         if {"L1", "theorem"} <= caught:
             break
     assert {"L1", "theorem"} <= caught, f"planted no-pause: only {sorted(caught)} caught"
+    # Without fresh blocks a cycle scores k - 1 new drafts: its drafter and passes fall
+    # behind SI's (L6, L7), which the proof of L4/L5 after a full acceptance rests on.
+    no_fresh = dataclasses.replace(SAFE, name="planted-no-fresh", fresh_blocks=False)
+    late: set[str] = set()
+    for cfg, pat in grid():
+        runs += 1
+        late |= {f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_fresh))}
+        if {"L6", "L7"} <= late:
+            break
+    assert {"L6", "L7"} <= late, f"planted no-fresh: only {sorted(late)} caught"
     # D > T0 (so T0 < T): the draft at SI's bonus position cannot be ready when the
     # first pass ends, and DSI commits every position against a draft.
     lat = (F(1, 2), F(1), F(1, 2), F(1))
@@ -227,4 +263,7 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
             F(1),
         )
         runs += 1
-    return runs, f"no drafter_pause: {sorted(caught)} caught; D > T0: safe 2 > SI 1"
+    return runs, (
+        f"no drafter_pause: {sorted(caught)} caught; no fresh blocks: {sorted(late)} caught; "
+        "D > T0: safe 2 > SI 1"
+    )

@@ -39,3 +39,12 @@ def test_no_pause_is_caught() -> None:
     cfg = _cfg(3, 1, 1, (F(1), F(1), F(3, 4), F(3, 4)), "safe")
     fails = list(lemma_failures(run_pair(cfg, (False, False, False), no_pause)))
     assert any(f.startswith("L1") for f in fails), fails
+
+
+def test_no_fresh_blocks_breaks_l6() -> None:
+    """Without fresh blocks a cycle scores k - 1 new drafts: the drafter falls behind SI's."""
+    no_fresh = dataclasses.replace(SAFE, name="planted-no-fresh", fresh_blocks=False)
+    cfg = _cfg(4, 1, 1, (F(1), F(1), F(3, 4), F(3, 4)), "safe")
+    fails = list(lemma_failures(run_pair(cfg, (True, True, True, False), no_fresh)))
+    assert any(f.startswith("L6") for f in fails), fails
+    assert any(f.startswith("theorem") for f in fails), fails
