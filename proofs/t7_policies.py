@@ -23,8 +23,13 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     n <= 6, k in {1, 2, 3}, seven latency settings, P = 1, 2, 3; and safe never has
     more than 2 servers busy or held, so every P >= 3 runs as P = 3: checked on the
     grid and on 300 random runs up to n = 40. The written proof (docs/theorems.md
-    T7 (b)) reduces it to lemmas L1..L5, checked in proofs.t7b_lemmas; L4 and L5
-    are proved there only for SI cycles that start after a rejection.
+    T7 (b)) reduces it to lemmas L1..L5, checked in proofs.t7b_lemmas with two
+    more (L6: DSI starts every draft no later than SI starts its work on that
+    position; L7: a task's start against SI's at its last position). Proved there:
+    L1, L3, L2 at P = 1, L4/L5 after a rejection (every P), and at P = 1 L4 for every
+    cycle and L5 except in the first epoch when T0 >= (k+1) D > T; so (b) is proved
+    at P = 1 outside that case. L2 and L4/L5 after a full acceptance at P >= 2 are
+    checked only.
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a
     rejection is never delayed by it; the head verification always finds a server
