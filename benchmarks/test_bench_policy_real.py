@@ -26,21 +26,17 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
+from timing_setup import DRAFTER, PROMPT, TARGET, A, K, N, isolated_on  # noqa: E402
 
-from dsi_ref.latency import Latency  # noqa: E402
 from dsi_ref.sampling import SamplingConfig  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
-from gpu_runner.predict import cancel_granularity, isolated_costs, predict  # noqa: E402
+from gpu_runner.predict import cancel_granularity, predict  # noqa: E402
 from gpu_runner.result import RealRun  # noqa: E402
-from gpu_runner.tiny import load_tiny_pair, timing_pair  # noqa: E402
+from gpu_runner.tiny import load_tiny_pair  # noqa: E402
 from gpu_runner.tokenizer import ByteTokenizer  # noqa: E402
 from gpu_runner.transport.processes import ProcessBackend  # noqa: E402
 
-torch.set_num_threads(1)
-N, K, A = 64, 5, 0.8
-PROMPT = [1, 2, 3, 4]
 TINY_N = 128
-TARGET, DRAFTER = timing_pair()
 RUNS = [("si", "safe"), ("dsi", "safe"), ("dsi", "paper")]  # SI ignores a fixed-k policy
 
 
@@ -48,17 +44,6 @@ RUNS = [("si", "safe"), ("dsi", "safe"), ("dsi", "paper")]  # SI ignores a fixed
 def pool() -> Iterator[ProcessBackend]:
     with ProcessBackend() as p:
         yield p
-
-
-_ISOLATED: dict[str, tuple[Latency, Latency]] = {}
-
-
-def isolated(backend: str, b: Any) -> tuple[Latency, Latency]:
-    """Pass costs measured in isolation on `backend` (an SI and a non-SI run), once."""
-    if backend not in _ISOLATED:
-        cfg = RunnerConfig(max_new_tokens=N, k=K, acceptance=A, seed=1)
-        _ISOLATED[backend] = isolated_costs(TARGET, DRAFTER, PROMPT, cfg, b)
-    return _ISOLATED[backend]
 
 
 def _timed(benchmark: BenchmarkFixture, go: Any, rounds: int = 3) -> tuple[RealRun, float]:
@@ -83,7 +68,7 @@ def test_timing_pair(
     policy: str,
 ) -> None:
     b = "threads" if backend == "threads" else request.getfixturevalue("pool")
-    tl, dl = isolated(backend, b)
+    tl, dl = isolated_on(backend, b)
     cfg = RunnerConfig(
         algorithm=alg, max_new_tokens=N, k=K, servers=1, acceptance=A, seed=1, policy=policy,
         plan=(tl, dl),

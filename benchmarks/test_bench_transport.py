@@ -3,7 +3,8 @@
 - Timing mode (a = 0.8, k = 5) on a random Llama pair whose target pass costs >= 5x
   the drafter's (~27M / ~2.4M, vocabulary 8000, float32, one torch thread per worker):
   SI, DSI P = 1 and P = 2 with each backend, beside the non-preemptive prediction from
-  pass costs measured in isolation (one SI run on threads, passes never overlapping);
+  pass costs measured in isolation (`timing_setup.isolated_on`: SI and non-SI runs on
+  threads, passes never overlapping, per-position cost and driver overhead included);
   processes also pinned one core per worker (`ProcessBackend(pin=True)`, while they fit).
   A second prediction uses pass costs measured in isolation on the run's own backend.
 - Transport overhead per pass: every pass replaced by a 0.1 ms wait, non-SI.
@@ -31,22 +32,16 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
+from timing_setup import DRAFTER, PROMPT, TARGET, A, K, N, isolated_on  # noqa: E402
 
 from dsi_ref.latency import Latency  # noqa: E402
 from dsi_ref.sampling import SamplingConfig  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
 from gpu_runner.passes import Waits  # noqa: E402
-from gpu_runner.predict import isolated_costs, predict  # noqa: E402
+from gpu_runner.predict import predict  # noqa: E402
 from gpu_runner.result import RealRun  # noqa: E402
-from gpu_runner.tiny import load_tiny_pair, timing_pair  # noqa: E402
+from gpu_runner.tiny import load_tiny_pair  # noqa: E402
 from gpu_runner.transport.processes import ProcessBackend  # noqa: E402
-
-torch.set_num_threads(1)
-N, K, A = 64, 5, 0.8
-PROMPT = [1, 2, 3, 4]
-
-TARGET, DRAFTER = timing_pair()  # ~27M / ~2.4M random Llamas
-
 
 BACKENDS = ["threads", "processes", "ray"]
 HAS_RAY = importlib.util.find_spec("ray") is not None
@@ -78,20 +73,8 @@ def ray_pool() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def isolated() -> tuple[Latency, Latency]:
-    """Pass costs measured with no pass overlapping another (SI on threads)."""
-    cfg = RunnerConfig(max_new_tokens=N, k=K, acceptance=A, seed=1)
-    return isolated_costs(TARGET, DRAFTER, PROMPT, cfg)
-
-
-_ISOLATED: dict[str, tuple[Latency, Latency]] = {}
-
-
-def _isolated_on(name: str, backend: Any) -> tuple[Latency, Latency]:
-    """Pass costs with no two passes overlapping, on this backend (SI, measured once)."""
-    if name not in _ISOLATED:
-        cfg = RunnerConfig(max_new_tokens=N, k=K, acceptance=A, seed=1)
-        _ISOLATED[name] = isolated_costs(TARGET, DRAFTER, PROMPT, cfg, backend)
-    return _ISOLATED[name]
+    """Pass costs measured with no pass overlapping another, on threads."""
+    return isolated_on("threads", "threads")
 
 
 def _backend(name: str, request: pytest.FixtureRequest) -> Any:
@@ -125,7 +108,7 @@ def test_real_forwards(
     assert len(r.tokens) == N
     tl, dl = isolated
     predicted = float(predict(r, K, servers, tl, dl))  # same pattern every round (seeded)
-    otl, odl = _isolated_on(backend, b)
+    otl, odl = isolated_on(backend, b)
     own = float(predict(r, K, servers, otl, odl))
     wall = statistics.median(walls)
     benchmark.extra_info.update(
