@@ -23,14 +23,23 @@ Lemmas (the names of their checks):
 - L7 (tasks start early): every DSI task started with first >= 1 and last scored
   position L starts by Sigma'_L if L is an SI bonus position, by Sigma'_L - T if SI
   drafts L.
+- L8 (epoch structure; checked by the monitor): within an epoch (between rejections)
+  (a) a verification task that starts has first >= last of every verification task
+  started before it, with equality only for the one started just before, when that one
+  was extended at its start (`_extended`); (b) a running task is cancelled only by a
+  rejection (or at the end), never as useless; (c) after every call at most one live
+  task is a head task (first <= c), p at c is not in hand while a head verification
+  task runs, and c < last of every running extended task.
+- L9 (one held-or-speculative server): after every call at most one server is held or
+  runs a speculative task; with L8 (c), at most two are busy or held.
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
 1..3) on its seven latency settings plus two with T0 < T and D <= T0, and seeded
 random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` without
-drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6 and
-L7; the condition D <= T0 is necessary (the counterexample below breaks L4 and the
-theorem).
+drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6,
+L7 and L8; `safe` without spare_server breaks L9 at P = 3; the condition D <= T0 is
+necessary (the counterexample below breaks L4 and the theorem).
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ from dsi_ref.pattern import PATTERN_DRAFTER, PATTERN_TARGET, PatternChooser, run
 from dsi_ref.policies import SAFE, Policy
 from dsi_ref.prob import Dist
 from dsi_ref.result import RunResult
-from dsi_ref.scheduler import Command, DSIScheduler
+from dsi_ref.scheduler import _HELD, CancelTask, Command, DSIScheduler, StartTask
 from dsi_ref.si import run_si
 from dsi_ref.virtual import run_dsi
 from proofs.registry import check
@@ -63,17 +72,64 @@ SHORT_PREFILL: tuple[Lat, ...] = (
 GRID_LATENCIES: tuple[Lat, ...] = (*LATENCIES, *SHORT_PREFILL)
 
 
-class _HeadMonitor(DSIScheduler[Dist]):
-    """The real scheduler; records a violation of L2 after every call."""
+class _Monitor(DSIScheduler[Dist]):
+    """The real scheduler; records a violation of L2, L8 or L9 after every call."""
 
     violations: list[str] = []  # noqa: RUF012 - reset by each run
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._extended_ids: set[int] = set()  # tasks resubmitted by _extended
+        self._epoch: list[tuple[int, int, bool]] = []  # (first, last, extended) started
+
+    def _extended(self, tid: int, c: int, out: list[Command]) -> int:
+        new = super()._extended(tid, c, out)
+        if new != tid:
+            self._extended_ids.add(new)
+        return new
+
+    def _reject(self, out: list[Command]) -> None:
+        super()._reject(out)
+        self._epoch = []  # a new epoch: nothing before the rejection is used again
+
     def _progress(self, out: list[Command]) -> None:
+        done = len(out)
         super()._progress(out)
+        bad = _Monitor.violations.append
+        for cmd in out[done:]:
+            if (
+                isinstance(cmd, CancelTask)
+                and cmd.held
+                and cmd.reason != "rejection"
+                and not self.s.finished
+            ):
+                bad(f"L8: a running task cancelled as useless at c={len(self.s.committed)}")
+            if isinstance(cmd, StartTask) and cmd.kind == "verify":  # L8 (a)
+                for i, (first, last, ext) in enumerate(self._epoch):
+                    if cmd.first < last or (
+                        cmd.first == last and not (ext and i == len(self._epoch) - 1)
+                    ):
+                        bad(f"L8: task {cmd.first}..{cmd.last} starts after {first}..{last}")
+                ext = cmd.task_id in self._extended_ids
+                self._epoch.append((cmd.first, cmd.last, ext))
+        if self.s.finished:
+            return
         c = len(self.s.committed)
+        heads = [t for t in self.s.tasks.values() if not self._speculative(t, c)]
+        for t in heads:
+            if t.server is None:
+                bad(f"L2: task {t.first}..{t.last} queued at c={c}")
+            elif t.kind == "verify" and c in self.s.p_avail:
+                bad(f"L8: p at c={c} in hand while head {t.first}..{t.last} runs")
+        if len(heads) > 1:  # L8 (c)
+            bad(f"L8: {len(heads)} head tasks live at c={c}")
         for t in self.s.tasks.values():
-            if t.first <= c and t.server is None:
-                _HeadMonitor.violations.append(f"task {t.first}..{t.last} queued at c={c}")
+            if t.server is not None and t.task_id in self._extended_ids and c >= t.last:
+                bad(f"L8: extended {t.first}..{t.last} runs at c={c}")
+        held = sum(1 for x in self.servers if x == _HELD)
+        spec = sum(1 for x in self.s.tasks.values() if x.server is not None and x not in heads)
+        if held + spec > 1:  # L9
+            bad(f"L9: {held} held and {spec} speculative servers at c={c}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,17 +138,17 @@ class Pair:
 
     dsi: RunResult
     si: RunResult
-    head_violations: tuple[str, ...]
+    violations: tuple[str, ...]  # L2, L8, L9: from the monitored scheduler
     tpot: F  # T, the target's pass cost at a position >= 1
 
 
 def run_pair(cfg: RunConfig, pat: tuple[bool, ...], policy: Policy = SAFE) -> Pair:
-    _HeadMonitor.violations = []
-    parts = _PolicyParts(policy, _HeadMonitor)
+    _Monitor.violations = []
+    parts = _PolicyParts(policy, _Monitor)
     chooser = PatternChooser(pat)
     dsi = run_dsi(PATTERN_TARGET, PATTERN_DRAFTER, cfg, chooser=chooser, parts=parts, record=True)
     si = run_si(PATTERN_TARGET, PATTERN_DRAFTER, cfg, chooser=PatternChooser(pat), record=True)
-    return Pair(dsi, si, tuple(_HeadMonitor.violations), cfg.target_latency.tpot)
+    return Pair(dsi, si, tuple(_Monitor.violations), cfg.target_latency.tpot)
 
 
 @dataclasses.dataclass
@@ -143,14 +199,13 @@ def _times(trace: dict[str, Any]) -> _Times:
 
 
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L7 and the theorem on one instance: a line per failure."""
+    """Every lemma L1..L9 and the theorem on one instance: a line per failure."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
     if d.cancelled_drafts:
         yield f"L1: {d.cancelled_drafts} drafts cancelled"
-    for v in pair.head_violations:
-        yield f"L2: {v}"
+    yield from pair.violations
     for x in range(n):
         prev = d.commit[x - 1] if x else F(0)
         if d.commit[x] != max(prev, d.task_end[x], d.draft[x]):
@@ -209,11 +264,11 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L7 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
+    """(b)'s lemmas L1..L9 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
     nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L7 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L9 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
 
 
 @check(theorem="T7", method="random")
@@ -221,14 +276,15 @@ def safe_lemmas_on_random_runs() -> tuple[int, str]:
     """The same on 300 seeded random runs (n <= 30, k <= 6, P <= 4)."""
     runs, bad = _first_failure(random_instances(300, seed=11))
     assert bad is None, bad
-    return runs, "L1..L7 and tau_x <= tau'_x on 300 random runs"
+    return runs, "L1..L9 and tau_x <= tau'_x on 300 random runs"
 
 
 @check(theorem="T7", method="exhaustive")
 def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     """Controls: `safe` without drafter_pause breaks L1 (a draft held past a rejection)
-    and the theorem; `safe` without fresh_blocks breaks L6 and L7; and D > T0 breaks L4
-    and the theorem (the condition is needed)."""
+    and the theorem; `safe` without fresh_blocks breaks L6, L7 and L8; `safe` without
+    spare_server breaks L9 at P = 3; and D > T0 breaks L4 and the theorem (the
+    condition is needed)."""
     no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
     runs = 0
     caught: set[str] = set()
@@ -247,9 +303,20 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     for cfg, pat in grid():
         runs += 1
         late |= {f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_fresh))}
-        if {"L6", "L7"} <= late:
+        if {"L6", "L7", "L8"} <= late:
             break
-    assert {"L6", "L7"} <= late, f"planted no-fresh: only {sorted(late)} caught"
+    assert {"L6", "L7", "L8"} <= late, f"planted no-fresh: only {sorted(late)} caught"
+    # Without the spare server two speculative tasks run at once at P = 3 (L9).
+    no_spare = dataclasses.replace(SAFE, name="planted-no-spare", spare_server=False)
+    crowded: set[str] = set()
+    for cfg, pat in grid(servers=(3,)):
+        runs += 1
+        crowded |= {
+            f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_spare))
+        }
+        if "L9" in crowded:
+            break
+    assert "L9" in crowded, f"planted no-spare: only {sorted(crowded)} caught"
     # D > T0 (so T0 < T): the draft at SI's bonus position cannot be ready when the
     # first pass ends, and DSI commits every position against a draft.
     lat = (F(1, 2), F(1), F(1, 2), F(1))
@@ -265,5 +332,5 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         runs += 1
     return runs, (
         f"no drafter_pause: {sorted(caught)} caught; no fresh blocks: {sorted(late)} caught; "
-        "D > T0: safe 2 > SI 1"
+        f"no spare server: {sorted(crowded)} caught; D > T0: safe 2 > SI 1"
     )

@@ -48,3 +48,29 @@ def test_no_fresh_blocks_breaks_l6() -> None:
     fails = list(lemma_failures(run_pair(cfg, (True, True, True, False), no_fresh)))
     assert any(f.startswith("L6") for f in fails), fails
     assert any(f.startswith("theorem") for f in fails), fails
+
+
+def test_no_spare_server_breaks_l9() -> None:
+    """Without the spare server two speculative passes run at once at P = 3 (L9)."""
+    no_spare = dataclasses.replace(SAFE, name="planted-no-spare", spare_server=False)
+    cfg = _cfg(6, 1, 3, (F(1), F(1), F(1, 10), F(1, 10)), "safe")
+    fails = list(lemma_failures(run_pair(cfg, (False,) * 6, no_spare)))
+    assert any(f.startswith("L9") for f in fails), fails
+
+
+def test_no_fresh_blocks_breaks_l8() -> None:
+    """Without fresh blocks the next block starts at the last position of a block that
+    was not extended: two started passes score position 1 (L8 (a))."""
+    no_fresh = dataclasses.replace(SAFE, name="planted-no-fresh", fresh_blocks=False)
+    cfg = _cfg(3, 1, 1, (F(1), F(1), F(1, 10), F(1, 10)), "safe")
+    fails = list(lemma_failures(run_pair(cfg, (True, True, False), no_fresh)))
+    assert any(f.startswith("L8") for f in fails), fails
+
+
+def test_l8_l9_hold_at_p_2_and_3() -> None:
+    """The structure lemmas on a few grid instances at P = 2, 3 (safe)."""
+    for servers in (2, 3):
+        for pat in ((True,) * 6, (False,) * 6, (True, True, False, True, True, True)):
+            for lat in ((F(3), F(1), F(1, 3), F(1, 3)), (F(1), F(1), F(1, 10), F(1, 10))):
+                cfg = _cfg(6, 1, servers, lat, "safe")
+                assert list(lemma_failures(run_pair(cfg, pat))) == [], (cfg, pat)
