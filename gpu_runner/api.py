@@ -44,7 +44,7 @@ class RunnerConfig:
     acceptance: float | None = None  # timing mode: keyed Bernoulli(a) acceptance
     policy: str = DEFAULT_POLICY  # DSI's scheduling policy (dsi_ref.policies)
     draft_confidence: float | None = None  # early stop of drafting (dsi_ref.policies)
-    # A cancelled pass stops at the next decoder layer (threads and processes backends;
+    # A cancelled pass stops at the next decoder layer (threads, processes and ray backends;
     # gpu_runner.layer_cut). Tokens are the same either way; only the time changes.
     layer_cancel: bool = True
     # The pass costs DSI's policy plans with (target, drafter): its pause, its spare
@@ -228,7 +228,7 @@ def layer_cancel_status(on: bool, backend: object, models: Sequence[torch.nn.Mod
     if not on:
         return "off"
     name = backend if isinstance(backend, str) else type(backend).__name__
-    if name not in ("threads", "processes", "ProcessBackend"):
+    if name not in ("threads", "processes", "ProcessBackend", "ray", "RayBackend"):
         return f"off: the {name} backend cannot tell a running pass of its cancellation"
     blind = sorted(
         {type(m).__name__ for m in models if m is not None and decoder_layers(m) is None}

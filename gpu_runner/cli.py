@@ -209,7 +209,7 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="a cancelled target or drafter pass stops at the next decoder layer and its "
-        "KV cache is rolled back (threads and processes backends; default on)",
+        "KV cache is rolled back (threads, processes and ray backends; default on)",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser("profile", help="TTFT, TPOT and per-position cost of a pair")

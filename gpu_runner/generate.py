@@ -154,7 +154,7 @@ def generate(
     switches to timing mode (keyed Bernoulli acceptance); `policy` names DSI's scheduling
     policy (dsi_ref.policies); `draft_confidence` ends a block after a draft whose largest
     drafter probability is below it (SI and DSI; None: off). `layer_cancel`: a cancelled
-    pass stops at the next decoder layer (threads and processes backends). `plan_*` =
+    pass stops at the next decoder layer (threads, processes and ray backends). `plan_*` =
     (TTFT, TPOT) in seconds: the pass costs DSI's policy plans with (its pause, spare
     server and rule 3 compare predicted ends; default: the injected waits, else target
     1, drafter 1/10); measured ones make the run what the virtual clock predicts. `backend`:

@@ -183,7 +183,8 @@ def test_a_model_without_a_layer_list_runs_to_the_end_and_says_so(
     assert status.startswith("on, except NoLayers") and "run to the end" in status
     assert layer_cancel_status(True, "threads", [models["gpt2"]]) == "on"
     assert layer_cancel_status(False, "threads", [model]) == "off"
-    assert layer_cancel_status(True, "ray", [model]).startswith("off: the ray backend")
+    assert layer_cancel_status(True, "ray", [model]).startswith("on, except NoLayers")
+    assert layer_cancel_status(True, "my-backend", [model]).startswith("off: the my-backend")
 
 
 # ----- whole runs: greedy DSI with cuts equals transformers' generate ----------------------

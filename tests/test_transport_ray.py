@@ -205,3 +205,26 @@ def test_actors_load_path_models_themselves(pool: RayBackend) -> None:
         assert pool.sources() == [drafter, os.path.abspath(t_path)]
     assert not pool._refs, "a path model went through the object store"
     assert pool.starts - starts == 2
+
+
+def test_greedy_dsi_with_layer_cancellation_equals_generate(pool: RayBackend) -> None:
+    """A pass the driver cancels while it runs is told through the actor's `stop` (its own
+    concurrency group) and stops at its next decoder layer: the slow pair of
+    tests/test_layer_cancel.py (4 layers x 4 ms, drafts mostly rejected, `paper` at P = 2).
+    Off, nothing is cut; tokens equal transformers' `generate` either way."""
+    from test_layer_cancel import PROMPT as LC_PROMPT
+    from test_layer_cancel import N as LC_N
+    from test_layer_cancel import hf_greedy, slow_pair
+
+    torch.manual_seed(1)
+    target, drafter = slow_pair()
+    want = hf_greedy(target)
+    for on in (True, False):
+        cfg = RunnerConfig(max_new_tokens=LC_N, k=3, servers=2, policy="paper", layer_cancel=on)
+        got = run(target, drafter, LC_PROMPT, cfg, backend=pool)
+        assert got.tokens == want, f"layer_cancel={on}: {got.tokens} != {want}"
+        assert got.costs.layer_cancel == ("on" if on else "off")
+        if on:
+            assert got.costs.passes_cut > 0, "no pass was cut: the test would prove nothing"
+        else:
+            assert got.costs.passes_cut == got.costs.drafter_passes_cut == 0

@@ -9,7 +9,9 @@ runs one torch thread and executes a pass as the processes backend's child does
 (`runpass`), returning the scored rows as numpy arrays.
 `ray.cancel` cannot interrupt a running actor task, so jobs wait in the driver
 and go to an actor one at a time: cancelling a job not yet sent skips it, and a
-sent one completes (non-preemptive, as everywhere). With resources per worker
+sent one is told through the actor's `stop`, which runs in a concurrency group of
+its own; with layer cancellation on the pass stops at its next decoder layer, else
+it completes. With resources per worker
 (`num_cpus`/`num_gpus`), the actors are placed with a placement group (strategy
 PACK by default, SPREAD to span nodes; a run with more workers than before adds a
 group for the new ones). `address=None` joins the cluster named by
@@ -28,6 +30,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -35,6 +38,7 @@ import torch
 from dsi_ref.errors import DSIError, InvalidConfig, show
 from gpu_runner.errors import ModelLoadError
 from gpu_runner.kv_worker import ModelWorker
+from gpu_runner.layer_cut import arm
 from gpu_runner.passes import PassMaker
 from gpu_runner.transport.backends import model_source
 from gpu_runner.transport.interface import (
@@ -49,6 +53,7 @@ from gpu_runner.transport.recovery import Supervised
 from gpu_runner.transport.runpass import pad, run_pass
 
 START_TIMEOUT = 120.0
+CONTROL = "control"  # the actor's concurrency group for `stop`
 LOAD_TIMEOUT = 1800.0  # an actor loading a large model from a (network) disk
 
 
@@ -119,6 +124,9 @@ class WorkerActor:
         self.passes: PassMaker | None = None
         self.run = 0
         self.busy = 0
+        # The job the driver cancelled while it ran (`stop`, served in its own concurrency
+        # group): its pass stops at the next decoder layer when layer cancellation is on.
+        self.stopped: int | None = None
 
     def load(self) -> BaseException | None:
         """Load the model from its path (once); what went wrong, if it could not."""
@@ -132,15 +140,22 @@ class WorkerActor:
 
     def begin(self, run: int, prompt: list[int], name: str, passes: PassMaker) -> int:
         assert self.model is not None
+        if passes.layer_cancel:
+            arm(self.model)  # this actor's copy of the model
         self.mw = ModelWorker(self.model, prompt, name, self.vocab)
-        self.passes, self.run, self.busy = passes, run, 0
+        self.passes, self.run, self.busy, self.stopped = passes, run, 0, None
         return os.getpid()
+
+    def stop(self, ident: int) -> None:
+        """Cancel job `ident` if it is running (a later job is not touched)."""
+        self.stopped = ident
 
     def step(self, job: PassJob) -> tuple[Any, ...]:
         assert self.passes is not None and self.mw is not None
         start = time.perf_counter_ns()
         try:
-            result = _pack(run_pass(self.passes, self.mw, job))
+            stop = partial(_is_stopped, self, job.ident)
+            result = _pack(run_pass(self.passes, self.mw, job, stop))
             if self.mw.device.type == "cuda":
                 torch.cuda.synchronize(self.mw.device)
             error = None
@@ -156,6 +171,10 @@ class WorkerActor:
         if mw is None:
             return WorkerCounters(busy_ns=self.busy)
         return WorkerCounters(mw.forwards, mw.tokens_fed, mw.peak_cache_bytes, self.busy)
+
+
+def _is_stopped(actor: WorkerActor, ident: int) -> bool:
+    return actor.stopped == ident
 
 
 @dataclass
@@ -303,7 +322,9 @@ class RayBackend:
             if held is None:
                 held = self._refs[id(model)] = (model, ray.put(model))
             what = held[1]
-        cls = ray.remote(WorkerActor)
+        # `stop` runs in a concurrency group of its own, so it reaches the actor while `step`
+        # runs; every other method stays in the default group, one at a time and in order.
+        cls = ray.remote(concurrency_groups={CONTROL: 1})(WorkerActor)
         actor = cls.options(**self._options(i)).remote(what, self._vocab)
         self.starts += 1
         return _Slot(model, source, actor)
@@ -511,7 +532,11 @@ class RayWorkers:
         self._pump(worker)
 
     def cancel(self, worker: int, ident: int) -> None:
-        self._slot(worker).cancelled.add(ident)
+        slot = self._slot(worker)
+        slot.cancelled.add(ident)
+        if slot.alive and slot.inflight is not None and slot.inflight[1].ident == ident:
+            # cut at the next layer, if the run cuts passes
+            slot.actor.stop.options(concurrency_group=CONTROL).remote(ident)
 
     def next_report(self, timeout: float | None) -> Report | None:
         if self._ready:
