@@ -32,18 +32,25 @@ Lemmas (the names of their checks):
   task runs, and c < last of every running extended task.
 - L9 (one held-or-speculative server): after every call at most one server is held or
   runs a speculative task; with L8 (c), at most two are busy or held.
+- L10 (coverage; checked by the monitor): after every call every position x from c to
+  the last position a live verification task scores has its p in hand or is scored by
+  a live task; and whenever a speculative verification task is live, so is a head task.
+- L11 (P = 2 runs as P = 1): at P = 2 no speculative task ever starts (the monitor),
+  and the run's events, server numbers aside, are the P = 1 run's (run_pair runs both).
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
 1..3) on its seven latency settings plus two with T0 < T and D <= T0, and seeded
 random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` without
 drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6,
-L7 and L8; `safe` without spare_server breaks L9 at P = 3; the condition D <= T0 is
-necessary (the counterexample below breaks L4 and the theorem).
+L7 and L8; `safe` without spare_server breaks L9 at P = 3 and L11 at P = 2; blocks
+that leave a one-position gap break L10; the condition D <= T0 is necessary (the
+counterexample below breaks L4 and the theorem).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import random
@@ -73,7 +80,7 @@ GRID_LATENCIES: tuple[Lat, ...] = (*LATENCIES, *SHORT_PREFILL)
 
 
 class _Monitor(DSIScheduler[Dist]):
-    """The real scheduler; records a violation of L2, L8 or L9 after every call."""
+    """The real scheduler; records a violation of L2, L8, L9, L10 or L11 after every call."""
 
     violations: list[str] = []  # noqa: RUF012 - reset by each run
 
@@ -130,6 +137,20 @@ class _Monitor(DSIScheduler[Dist]):
         spec = sum(1 for x in self.s.tasks.values() if x.server is not None and x not in heads)
         if held + spec > 1:  # L9
             bad(f"L9: {held} held and {spec} speculative servers at c={c}")
+        # L10: every position from c to the last one a live verification task scores has
+        # its p in hand or is scored by a live task; so a live speculative verification
+        # task (whose drafts put the draft at c in hand) means a live head task.
+        live = list(self.s.tasks.values())
+        top = max((t.last for t in live if t.kind == "verify"), default=c - 1)
+        for x in range(c, top + 1):
+            if x not in self.s.p_avail and not any(t.first <= x <= t.last for t in live):
+                bad(f"L10: position {x} has no p and no live task at c={c}")
+        if not heads and any(t.kind == "verify" and t.first > c for t in live):
+            bad(f"L10: a speculative task is live and no head task at c={c}")
+        if len(self.servers) == 2:  # L11: at P = 2 no speculative task ever starts
+            for cmd in out[done:]:
+                if isinstance(cmd, StartTask) and cmd.kind == "verify" and cmd.first > c:
+                    bad(f"L11: speculative task {cmd.first}..{cmd.last} starts at P = 2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,17 +159,42 @@ class Pair:
 
     dsi: RunResult
     si: RunResult
-    violations: tuple[str, ...]  # L2, L8, L9: from the monitored scheduler
+    violations: tuple[str, ...]  # L2, L8..L11: from the monitored scheduler
     tpot: F  # T, the target's pass cost at a position >= 1
+    same_as_p1: bool  # L11: at P = 2, the run's events (server numbers aside) are P = 1's
 
 
-def run_pair(cfg: RunConfig, pat: tuple[bool, ...], policy: Policy = SAFE) -> Pair:
+def _events(run: RunResult) -> list[dict[str, Any]]:
+    """A trace's events without server numbers (which server a pass takes)."""
+    assert run.trace is not None
+    return [{k: v for k, v in e.items() if k != "server"} for e in run.trace["events"]]
+
+
+def run_pair(
+    cfg: RunConfig,
+    pat: tuple[bool, ...],
+    policy: Policy = SAFE,
+    cls: type[_Monitor] = _Monitor,
+) -> Pair:
+    """DSI (`policy`, on the monitored scheduler `cls`) and SI on one pattern; at P = 2
+    also DSI at P = 1, for L11."""
     _Monitor.violations = []
-    parts = _PolicyParts(policy, _Monitor)
+    parts = _PolicyParts(policy, cls)
     chooser = PatternChooser(pat)
     dsi = run_dsi(PATTERN_TARGET, PATTERN_DRAFTER, cfg, chooser=chooser, parts=parts, record=True)
     si = run_si(PATTERN_TARGET, PATTERN_DRAFTER, cfg, chooser=PatternChooser(pat), record=True)
-    return Pair(dsi, si, tuple(_Monitor.violations), cfg.target_latency.tpot)
+    same = True
+    if cfg.servers == 2:
+        one = run_dsi(
+            PATTERN_TARGET,
+            PATTERN_DRAFTER,
+            dataclasses.replace(cfg, servers=1),
+            chooser=PatternChooser(pat),
+            parts=_PolicyParts(policy),
+            record=True,
+        )
+        same = _events(one) == _events(dsi)
+    return Pair(dsi, si, tuple(_Monitor.violations), cfg.target_latency.tpot, same)
 
 
 @dataclasses.dataclass
@@ -199,13 +245,15 @@ def _times(trace: dict[str, Any]) -> _Times:
 
 
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L9 and the theorem on one instance: a line per failure."""
+    """Every lemma L1..L11 and the theorem on one instance: a line per failure."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
     if d.cancelled_drafts:
         yield f"L1: {d.cancelled_drafts} drafts cancelled"
     yield from pair.violations
+    if not pair.same_as_p1:
+        yield "L11: the run at P = 2 differs from the run at P = 1"
     for x in range(n):
         prev = d.commit[x - 1] if x else F(0)
         if d.commit[x] != max(prev, d.task_end[x], d.draft[x]):
@@ -225,6 +273,17 @@ def lemma_failures(pair: Pair) -> Iterator[str]:
             bound = s.work_start[last] - (pair.tpot if last in s.draft else 0)
             if start > bound:
                 yield f"L7: task {first}..{last} starts {start} > {bound}"
+
+
+class _GapMonitor(_Monitor):
+    """Planted: each block after a submitted one starts a position later, so one
+    position is scored by no task (L10; the run stalls there, as nothing gives its p)."""
+
+    def _submit_block(self, out: list[Command]) -> None:
+        before = len(out)
+        super()._submit_block(out)
+        if len(out) > before:
+            self.s.block_start += 1
 
 
 def grid(servers: tuple[int, ...] = (1, 2, 3)) -> Iterator[tuple[RunConfig, tuple[bool, ...]]]:
@@ -264,11 +323,11 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L9 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
+    """(b)'s lemmas L1..L11 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
     nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L9 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L11 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
 
 
 @check(theorem="T7", method="random")
@@ -276,15 +335,15 @@ def safe_lemmas_on_random_runs() -> tuple[int, str]:
     """The same on 300 seeded random runs (n <= 30, k <= 6, P <= 4)."""
     runs, bad = _first_failure(random_instances(300, seed=11))
     assert bad is None, bad
-    return runs, "L1..L9 and tau_x <= tau'_x on 300 random runs"
+    return runs, "L1..L11 and tau_x <= tau'_x on 300 random runs"
 
 
 @check(theorem="T7", method="exhaustive")
 def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     """Controls: `safe` without drafter_pause breaks L1 (a draft held past a rejection)
     and the theorem; `safe` without fresh_blocks breaks L6, L7 and L8; `safe` without
-    spare_server breaks L9 at P = 3; and D > T0 breaks L4 and the theorem (the
-    condition is needed)."""
+    spare_server breaks L9 at P = 3 and L11 at P = 2; blocks leaving a gap break L10;
+    and D > T0 breaks L4 and the theorem (the condition is needed)."""
     no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
     runs = 0
     caught: set[str] = set()
@@ -317,6 +376,26 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         if "L9" in crowded:
             break
     assert "L9" in crowded, f"planted no-spare: only {sorted(crowded)} caught"
+    # Without the spare server a speculative task starts beside the head one at P = 2,
+    # so P = 2 no longer runs as P = 1 (L11).
+    two: set[str] = set()
+    for cfg, pat in grid(servers=(2,)):
+        runs += 1
+        two |= {f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_spare))}
+        if "L11" in two:
+            break
+    assert "L11" in two, f"planted no-spare at P = 2: only {sorted(two)} caught"
+    # Blocks with a gap: a position no task scores (L10), seen before the run stalls.
+    gap: list[str] = []
+    for cfg, pat in grid(servers=(1,)):
+        runs += 1
+        # It stalls at the gap (RuntimeError); the monitor has already recorded L10.
+        with contextlib.suppress(RuntimeError):
+            run_pair(cfg, pat, cls=_GapMonitor)
+        gap = [v for v in _Monitor.violations if v.startswith("L10")]
+        if gap:
+            break
+    assert gap, "planted gap: L10 not caught"
     # D > T0 (so T0 < T): the draft at SI's bonus position cannot be ready when the
     # first pass ends, and DSI commits every position against a draft.
     lat = (F(1, 2), F(1), F(1, 2), F(1))
@@ -332,5 +411,6 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         runs += 1
     return runs, (
         f"no drafter_pause: {sorted(caught)} caught; no fresh blocks: {sorted(late)} caught; "
-        f"no spare server: {sorted(crowded)} caught; D > T0: safe 2 > SI 1"
+        f"no spare server: {sorted(crowded)} (P = 3), {sorted(two)} (P = 2) caught; "
+        f"gapped blocks: L10 caught; D > T0: safe 2 > SI 1"
     )

@@ -3,12 +3,13 @@ run through the registry in tests/test_proofs.py."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from fractions import Fraction as F
 
 from dsi_ref.policies import SAFE
 from proofs.t7_policies import _cfg
-from proofs.t7b_lemmas import lemma_failures, random_instances, run_pair
+from proofs.t7b_lemmas import _GapMonitor, _Monitor, lemma_failures, random_instances, run_pair
 
 
 def test_lemmas_hold_on_random_runs() -> None:
@@ -74,3 +75,23 @@ def test_l8_l9_hold_at_p_2_and_3() -> None:
             for lat in ((F(3), F(1), F(1, 3), F(1, 3)), (F(1), F(1), F(1, 10), F(1, 10))):
                 cfg = _cfg(6, 1, servers, lat, "safe")
                 assert list(lemma_failures(run_pair(cfg, pat))) == [], (cfg, pat)
+
+
+def test_p2_runs_as_p1() -> None:
+    """L11: at P = 2 `safe` never starts a speculative task and runs exactly as at P = 1;
+    without the spare server a speculative task starts beside the head one (caught)."""
+    lat = (F(1), F(1), F(1, 10), F(1, 10))
+    for pat in ((True,) * 6, (False,) * 6, (True, True, False, True, True, True)):
+        pair = run_pair(_cfg(6, 1, 2, lat, "safe"), pat)
+        assert pair.same_as_p1 and not pair.violations, pat
+    no_spare = dataclasses.replace(SAFE, name="planted-no-spare", spare_server=False)
+    fails = list(lemma_failures(run_pair(_cfg(4, 1, 2, lat, "safe"), (False,) * 4, no_spare)))
+    assert any(f.startswith("L11") for f in fails), fails
+
+
+def test_gap_in_blocks_breaks_l10() -> None:
+    """Blocks that skip a position leave it without p and without a live task (L10)."""
+    cfg = _cfg(5, 1, 1, (F(1), F(1), F(1, 10), F(1, 10)), "safe")
+    with contextlib.suppress(RuntimeError):  # the run stalls at the gap
+        run_pair(cfg, (False,) * 5, cls=_GapMonitor)
+    assert any(v.startswith("L10") for v in _Monitor.violations), _Monitor.violations
