@@ -82,7 +82,7 @@ def main() -> None:
                     if i == 0:
                         continue  # warm-up: a pool's first run starts its workers
                     wall[key].append(r.wall)
-                    layers = cancel_granularity(r, target)
+                    layers = cancel_granularity(r)
                     pred = predict(r, K, 1, tl, dl, policy, cancel_layers=layers)
                     ratio[key].append(r.wall / float(pred))
                     held[key].append(r.wall / float(predict(r, K, 1, tl, dl, policy)))

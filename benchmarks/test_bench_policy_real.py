@@ -75,7 +75,7 @@ def test_timing_pair(
     )  # fmt: skip
     r, wall = _timed(benchmark, lambda: run(TARGET, DRAFTER, PROMPT, cfg, backend=b))
     assert len(r.tokens) == N
-    predicted = float(predict(r, K, 1, tl, dl, policy, cancel_granularity(r, TARGET)))
+    predicted = float(predict(r, K, 1, tl, dl, policy, cancel_granularity(r)))
     benchmark.extra_info.update(
         measured_s=wall,
         predicted_s=predicted,

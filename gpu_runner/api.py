@@ -220,6 +220,9 @@ def _run(
     finally:
         close()
     out.costs.layer_cancel = layer_cancel_status(cfg.layer_cancel, backend, [first, target])
+    if out.costs.layer_cancel == "on" and cfg.waits is None:  # a wait is never cut
+        layers = decoder_layers(target)
+        out.costs.cut_layers = None if layers is None else len(layers)
     return out
 
 

@@ -300,7 +300,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
     )
     from dsi_ref.trace import trace_writer
     from gpu_runner.generate import generate
-    from gpu_runner.predict import fitted_latency, predict
+    from gpu_runner.predict import cancel_granularity, fitted_latency, predict
     from gpu_runner.tokenizer import ByteTokenizer
 
     tok = ByteTokenizer()
@@ -364,9 +364,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
             if tl is not None:
                 from dsi_ref.latency import Latency
 
-                predicted = float(
-                    predict(run, ns.k, ns.servers, tl, dl or Latency.of(1, 1), ns.policy)
-                )
+                lat = dl or Latency.of(1, 1)
+                layers = cancel_granularity(run)  # the clock cuts where the run did
+                predicted = float(predict(run, ns.k, ns.servers, tl, lat, ns.policy, layers))
             row = run.summary()
             row["predicted_s"] = predicted
             row["text"] = tok.decode(list(run.tokens))

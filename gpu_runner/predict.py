@@ -26,7 +26,6 @@ from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
 from dsi_ref.policies import DEFAULT_POLICY
 from gpu_runner.api import RunnerConfig, run
-from gpu_runner.layer_cut import decoder_layers
 from gpu_runner.result import RealRun
 
 _WIDTH_ONE = 16  # tokens of the non-SI run that times one-position target passes
@@ -97,14 +96,11 @@ def isolated_costs(
     return tl, dl
 
 
-def cancel_granularity(r: RealRun, target: Any) -> int | None:
+def cancel_granularity(r: RealRun) -> int | None:
     """The virtual clock's `cancel_layers` matching run `r`: the target's decoder-layer
-    count where the run cut cancelled passes between layers, else None (a cancelled pass
-    runs to its end). The clock splits drafts into as many layers; they are short."""
-    if r.costs.layer_cancel != "on":
-        return None
-    layers = decoder_layers(target)
-    return len(layers) if layers else None
+    count where the run cut cancelled passes between layers (`Costs.cut_layers`), else None
+    (a cancelled pass runs to its end). The clock splits drafts into as many layers."""
+    return r.costs.cut_layers
 
 
 def predict(

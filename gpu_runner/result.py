@@ -39,6 +39,10 @@ class Costs:
     drafter_passes_cut: int = 0
     cut_seconds_saved: float = 0.0
     layer_cancel: str = "off"  # "on", "off", or why it could not act (gpu_runner.api)
+    # The target's decoder layers where a cancelled target pass could stop between them
+    # (layer_cancel "on", no injected waits: a cancel lands in the wait, which runs to its
+    # end), else None: the virtual clock's matching `cancel_layers`.
+    cut_layers: int | None = None
 
     @classmethod
     def of(

@@ -9,7 +9,7 @@ from fractions import Fraction as F
 from typing import Any
 
 import pytest
-from gpu_fixtures import llama, pair, torch
+from gpu_fixtures import llama, pair
 
 from dsi_ref.config import RunConfig
 from dsi_ref.latency import Latency
@@ -17,13 +17,14 @@ from dsi_ref.pattern import run_pattern
 from dsi_ref.result import Counters
 from gpu_runner import predict as pr
 from gpu_runner.api import RunnerConfig, run
+from gpu_runner.passes import Waits
 from gpu_runner.result import Costs, RealRun
 
 Log = list[tuple[str, int, int, float]]
 
 
 def _real(alg: str, log: Log, wall: float, layer_cancel: str = "off") -> RealRun:
-    costs = Costs(layer_cancel=layer_cancel)
+    costs = Costs(layer_cancel=layer_cancel)  # cut_layers None: as a run that cut nothing
     return RealRun(alg, (0,) * 4, wall, (0.0,) * 4, (True,) * 4, Counters(), costs, None, log)
 
 
@@ -73,13 +74,21 @@ def test_isolated_costs_fit_width_and_overhead(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_cancel_granularity_is_the_targets_layer_count() -> None:
-    target = llama(0, 16, layers=3)
-    assert pr.cancel_granularity(_real("dsi", [], 1.0, "on"), target) == 3
-    assert pr.cancel_granularity(_real("dsi", [], 1.0, "off"), target) is None
-    cut_off = "off: the ray backend cannot tell a running pass of its cancellation"
-    assert pr.cancel_granularity(_real("dsi", [], 1.0, cut_off), target) is None
-    no_layers = torch.nn.Linear(2, 2)
-    assert pr.cancel_granularity(_real("dsi", [], 1.0, "on"), no_layers) is None
+    """A run that cuts passes between layers records the target's layer count (the
+    drafter's is ignored: the clock has one count); one that does not records None."""
+    target, drafter = llama(0, 16, layers=3), llama(1, 8, layers=1)
+    for on, want in ((True, 3), (False, None)):
+        cfg = RunnerConfig(max_new_tokens=4, k=2, servers=1, acceptance=0.8, layer_cancel=on)
+        r = run(target, drafter, [1, 2], cfg)
+        assert r.costs.cut_layers == want and pr.cancel_granularity(r) == want
+    assert pr.cancel_granularity(_real("dsi", [], 1.0, "on")) is None  # no count recorded
+    padded = RunnerConfig(
+        max_new_tokens=4,
+        k=2,
+        servers=1,
+        waits=Waits(Latency.of(0, "0.001"), Latency.of(0, "0.001")),
+    )
+    assert run(target, drafter, [1, 2], padded).costs.cut_layers is None  # waits are not cut
 
 
 def test_predict_with_layers_is_the_layer_preemptive_clock() -> None:
