@@ -24,18 +24,17 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     more than 2 servers busy or held, so every P >= 3 runs as P = 3 (proved in
     docs/theorems.md from L8, L9; checked here on the grid and on 300 random runs up
     to n = 40). The written proof (docs/theorems.md T7 (b)) reduces it to lemmas
-    L1..L5, checked in proofs.t7b_lemmas with six more (L6: DSI starts every draft
+    L1..L5, checked in proofs.t7b_lemmas with seven more (L6: DSI starts every draft
     no later than SI starts its work on that position; L7: a task's start against
     SI's at its last position; L8: an epoch's passes start in position order, a
     running pass is cancelled only by a rejection, one head task; L9: at most one
     server held or speculative; L10: every position from c to the last one a live
     verification scores has its p in hand or a live task, so a live speculative
-    task means a live head task; L11: P = 2 runs exactly as P = 1). Proved there:
-    L1, L3, L8..L11, L2 at every P, L4/L5 after a rejection (every P), and at P = 1
-    (so, by L11, at P = 2) L4 for every cycle and L5 except in the first epoch when
-    T0 >= (k+1) D > T; so (b) is proved at P = 1 and P = 2 outside that case.
-    L4/L5 after a full acceptance at P = 3 (so (b) at every P >= 3) and L5 at
-    P = 1, 2 in that case are checked only.
+    task means a live head task; L11: P = 2 runs exactly as P = 1; L12: the first
+    epoch's task recursion when T0 >= (k+1) D > T). Proved there: L1, L3, L8..L12,
+    L2 at every P, L4/L5 after a rejection (every P), and at P = 1 (so, by L11, at
+    P = 2) L4 and L5 for every cycle; so (b) is proved at P = 1 and P = 2. L4/L5
+    after a full acceptance at P = 3 (so (b) at every P >= 3) are checked only.
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a
     rejection is never delayed by it; the head verification always finds a server

@@ -37,6 +37,8 @@ Lemmas (the names of their checks):
   a live task; and whenever a speculative verification task is live, so is a head task.
 - L11 (P = 2 runs as P = 1): at P = 2 no speculative task ever starts (the monitor),
   and the run's events, server numbers aside, are the P = 1 run's (run_pair runs both).
+- L12 (first epoch when T0 >= (k+1) D > T, P <= 2): the tasks after the first start
+  and end as in the recursion of `_first_epoch_failures` (docs/theorems.md).
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
@@ -162,6 +164,7 @@ class Pair:
     violations: tuple[str, ...]  # L2, L8..L11: from the monitored scheduler
     tpot: F  # T, the target's pass cost at a position >= 1
     same_as_p1: bool  # L11: at P = 2, the run's events (server numbers aside) are P = 1's
+    cfg: RunConfig
 
 
 def _events(run: RunResult) -> list[dict[str, Any]]:
@@ -194,7 +197,7 @@ def run_pair(
             record=True,
         )
         same = _events(one) == _events(dsi)
-    return Pair(dsi, si, tuple(_Monitor.violations), cfg.target_latency.tpot, same)
+    return Pair(dsi, si, tuple(_Monitor.violations), cfg.target_latency.tpot, same, cfg)
 
 
 @dataclasses.dataclass
@@ -244,8 +247,41 @@ def _times(trace: dict[str, Any]) -> _Times:
     return out
 
 
+def _first_epoch_failures(pair: Pair, d: _Times) -> Iterator[str]:
+    """L12: at P <= 2 with T0 >= (k+1) D > T, the first epoch's tasks R_1, R_2, ... start
+    at w_1 = w_0 + T0, w_{i+1} = w_i + T + (k + 1 - o_i - f) D and score up to
+    L_1 = L_0 + f_0, L_{i+1} = L_i + k + 1 - o_i (f_0 = floor(T0/D), f = floor(T/D),
+    o_1 = 1 iff f_0 >= k + 2, k + 1 does not divide f_0 and not k = 1 with T = D; o_i = 0
+    after), the one reaching n - 1 no later."""
+    cfg = pair.cfg
+    t0, t, dd = cfg.target_latency.ttft, pair.tpot, cfg.drafter_latency.tpot
+    k, n = cfg.k, len(d.commit)
+    if cfg.servers > 2 or not t0 >= (k + 1) * dd > t:
+        return
+    assert pair.dsi.trace is not None
+    rejected = [
+        F(e["t"])
+        for e in pair.dsi.trace["events"]
+        if e["ev"] == "commit" and e["accepted"] is False
+    ]
+    tasks = [x for x in d.task_starts if not rejected or x[0] < rejected[0]]
+    if not tasks:
+        return
+    f0, f = t0 // dd, t // dd
+    w0, _, l0 = tasks[0]
+    # o_1: R_1 was extended, no block ended at its last draft, and its next block is not
+    # committed whole when R_1 ends (k = 1, T = D: that block's one draft ends with R_1)
+    o = int(f0 >= k + 2 and f0 % (k + 1) != 0 and not (k == 1 and t == dd))
+    w, last = w0 + t0, min(l0 + f0, n - 1)
+    for i, (start, _, got) in enumerate(tasks[1:], 1):
+        if (start > w) if got == n - 1 else ((start, got) != (w, last)):
+            yield f"L12: task {i} starts {start}, scores to {got}; expected {w}, {last}"
+            return
+        w, last, o = w + t + (k + 1 - o - f) * dd, min(last + k + 1 - o, n - 1), 0
+
+
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L11 and the theorem on one instance: a line per failure."""
+    """Every lemma L1..L12 and the theorem on one instance: a line per failure."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
@@ -267,6 +303,7 @@ def lemma_failures(pair: Pair) -> Iterator[str]:
             yield f"L6 at {x}: draft starts {d.work_start[x]} > {s.work_start[x]}"
         if d.commit[x] > s.commit[x]:
             yield f"theorem at {x}: {d.commit[x]} > {s.commit[x]}"
+    yield from _first_epoch_failures(pair, d)
     for start, first, last in d.task_starts:
         if first >= 1 and last < n:
             # SI's pass start at its bonus position; T before SI's draft start elsewhere
@@ -323,11 +360,11 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L11 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
+    """(b)'s lemmas L1..L12 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
     nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L11 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L12 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
 
 
 @check(theorem="T7", method="random")
@@ -335,14 +372,15 @@ def safe_lemmas_on_random_runs() -> tuple[int, str]:
     """The same on 300 seeded random runs (n <= 30, k <= 6, P <= 4)."""
     runs, bad = _first_failure(random_instances(300, seed=11))
     assert bad is None, bad
-    return runs, "L1..L11 and tau_x <= tau'_x on 300 random runs"
+    return runs, "L1..L12 and tau_x <= tau'_x on 300 random runs"
 
 
 @check(theorem="T7", method="exhaustive")
 def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     """Controls: `safe` without drafter_pause breaks L1 (a draft held past a rejection)
     and the theorem; `safe` without fresh_blocks breaks L6, L7 and L8; `safe` without
-    spare_server breaks L9 at P = 3 and L11 at P = 2; blocks leaving a gap break L10;
+    spare_server breaks L9 at P = 3 and L11 at P = 2; `safe` without extend_on_start
+    breaks L12; blocks leaving a gap break L10;
     and D > T0 breaks L4 and the theorem (the condition is needed)."""
     no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
     runs = 0
@@ -385,6 +423,16 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         if "L11" in two:
             break
     assert "L11" in two, f"planted no-spare at P = 2: only {sorted(two)} caught"
+    # Without extend_on_start the task after the long first pass does not score every
+    # draft made during it (L12).
+    no_ext = dataclasses.replace(SAFE, name="planted-no-extend", extend_on_start=False)
+    short: set[str] = set()
+    for cfg, pat in grid(servers=(1,)):
+        runs += 1
+        short |= {f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_ext))}
+        if "L12" in short:
+            break
+    assert "L12" in short, f"planted no-extend: only {sorted(short)} caught"
     # Blocks with a gap: a position no task scores (L10), seen before the run stalls.
     gap: list[str] = []
     for cfg, pat in grid(servers=(1,)):
@@ -412,5 +460,6 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     return runs, (
         f"no drafter_pause: {sorted(caught)} caught; no fresh blocks: {sorted(late)} caught; "
         f"no spare server: {sorted(crowded)} (P = 3), {sorted(two)} (P = 2) caught; "
-        f"gapped blocks: L10 caught; D > T0: safe 2 > SI 1"
+        f"no extend_on_start: {sorted(short)} caught; gapped blocks: L10 caught; "
+        f"D > T0: safe 2 > SI 1"
     )

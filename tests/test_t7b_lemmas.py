@@ -95,3 +95,14 @@ def test_gap_in_blocks_breaks_l10() -> None:
     with contextlib.suppress(RuntimeError):  # the run stalls at the gap
         run_pair(cfg, (False,) * 5, cls=_GapMonitor)
     assert any(v.startswith("L10") for v in _Monitor.violations), _Monitor.violations
+
+
+def test_no_extend_breaks_l12() -> None:
+    """T0 >= (k+1) D > T: without extend_on_start the task after the first pass does not
+    score every draft made during it (L12)."""
+    no_ext = dataclasses.replace(SAFE, name="planted-no-extend", extend_on_start=False)
+    cfg = _cfg(5, 1, 1, (F(3), F(1), F(1), F(1)), "safe")
+    pat = (True, True, False, False, False)
+    assert list(lemma_failures(run_pair(cfg, pat))) == []
+    fails = list(lemma_failures(run_pair(cfg, pat, no_ext)))
+    assert any(f.startswith("L12") for f in fails), fails
