@@ -8,8 +8,9 @@ Measured:
 1. the target's and drafter's prefill, decode and (k+1)-position passes, and the
    decode pass's achieved memory bandwidth (weight bytes / time) against the peak;
 2. P decode passes at once on one GPU from P threads, one CUDA stream each;
-3. non-SI, SI and DSI runs, each beside its non-preemptive prediction from pass
-   costs measured in isolation (an SI run on threads: no two passes overlap);
+3. non-SI, SI and DSI runs, each beside its prediction from pass costs measured in
+   isolation (`isolated_costs`: SI and non-SI runs on threads, no two passes overlap),
+   DSI planning with those costs and the clock cutting where the run did;
 4. threads+streams against one process per worker (`processes` backend) for DSI
    at P = 1, 2, 4 servers on the one GPU.
 Skips without a CUDA device. Settings from the environment: BENCH_DEVICE (cuda:0;
@@ -19,6 +20,7 @@ Skips without a CUDA device. Settings from the environment: BENCH_DEVICE (cuda:0
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -35,7 +37,7 @@ from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
 from dsi_ref.latency import Latency  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
 from gpu_runner.kv_worker import ModelWorker  # noqa: E402
-from gpu_runner.predict import isolated_costs, predict  # noqa: E402
+from gpu_runner.predict import cancel_granularity, isolated_costs, predict  # noqa: E402
 from gpu_runner.tiny import random_llama  # noqa: E402
 
 DEVICE = torch.device(os.environ.get("BENCH_DEVICE", "cuda:0"))
@@ -196,6 +198,8 @@ def _timed_run(
 ) -> None:
     target, drafter = models
     warm = 0 if backend == "threads" else 1  # a pool's first run starts its workers
+    tl, dl = isolated
+    cfg = dataclasses.replace(cfg, plan=(tl, dl))  # DSI plans with the measured costs
     r = benchmark.pedantic(
         lambda: run(target, drafter, PROMPT, cfg, backend=backend),
         rounds=1,
@@ -203,8 +207,7 @@ def _timed_run(
         warmup_rounds=warm,
     )
     assert len(r.tokens) == TOKENS
-    tl, dl = isolated
-    predicted = float(predict(r, cfg.k, cfg.servers, tl, dl, cfg.policy))
+    predicted = float(predict(r, cfg.k, cfg.servers, tl, dl, cfg.policy, cancel_granularity(r)))
     benchmark.extra_info.update(
         wall_s=r.wall,
         predicted_s=predicted,
