@@ -31,9 +31,12 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     server held or speculative; L10: every position from c to the last one a live
     verification scores has its p in hand or a live task, so a live speculative
     task means a live head task; L11: P = 2 runs exactly as P = 1; L12: the first
-    epoch's task recursion when T0 >= (k+1) D > T). Proved there: L1, L3, L8..L12,
-    L2 at every P, L4/L5 after a rejection (every P), and at P = 1 (so, by L11, at
-    P = 2) L4 and L5 for every cycle; so (b) is proved at P = 1 and P = 2. L4/L5
+    epoch's task recursion when T0 >= (k+1) D > T; L13: a paused draft is released
+    by the end of a verification task scoring below it, or, only at P >= 3, by the
+    pass scoring it started beside the first task). Proved there: L1, L3, L8..L13,
+    L2 at every P, L4/L5 after a rejection (every P), L6 (so L4) from L7 and L13 at
+    every P, and at P = 1 (so, by L11, at P = 2) L4 and L5 for every cycle; so (b) is
+    proved at P = 1 and P = 2. L7 at P = 3 (on which L4 at P >= 3 rests) and L5
     after a full acceptance at P = 3 (so (b) at every P >= 3) are checked only.
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a

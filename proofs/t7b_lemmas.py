@@ -39,6 +39,10 @@ Lemmas (the names of their checks):
   and the run's events, server numbers aside, are the P = 1 run's (run_pair runs both).
 - L12 (first epoch when T0 >= (k+1) D > T, P <= 2): the tasks after the first start
   and end as in the recursion of `_first_epoch_failures` (docs/theorems.md).
+- L13 (pause release, every P): in an epoch, a draft at x that starts later than the
+  draft at x - 1 ended starts at the end of a verification task B with first_B < x and
+  last L_B <= x; L_B = x only when B started beside a task scoring position 0 (the
+  run's first task, so P >= 3 and the first epoch). With L7 it gives L6 at every P.
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
@@ -46,8 +50,9 @@ Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P i
 random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` without
 drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6,
 L7 and L8; `safe` without spare_server breaks L9 at P = 3 and L11 at P = 2; blocks
-that leave a one-position gap break L10; the condition D <= T0 is necessary (the
-counterexample below breaks L4 and the theorem).
+that leave a one-position gap break L10; a pause that waits for passes ending within
+2 D breaks L13; the condition D <= T0 is necessary (the counterexample below breaks L4
+and the theorem).
 """
 
 from __future__ import annotations
@@ -280,8 +285,49 @@ def _first_epoch_failures(pair: Pair, d: _Times) -> Iterator[str]:
         w, last, o = w + t + (k + 1 - o - f) * dd, min(last + k + 1 - o, n - 1), 0
 
 
+def _pause_failures(trace: dict[str, Any], own: list[int] | None = None) -> Iterator[str]:
+    """L13: in an epoch, a draft at x that starts later than the draft at x - 1 ended
+    starts when a verification task B with first_B < x and last L_B <= x ends; L_B = x
+    only if B started while a verification task scoring position 0 ran."""
+    tasks: dict[int, dict[str, Any]] = {}
+    running: set[int] = set()
+    done: F | None = None  # end of the epoch's last draft so far
+    for ev in trace["events"]:
+        t, kind = F(ev["t"]), ev["ev"]
+        if kind == "task_submit":
+            tasks[ev["id"]] = {
+                "first": ev["first"],
+                "last": ev["last"],
+                "verify": ev["kind"] == "verify",
+            }
+        elif kind == "task_start":
+            beside = [tasks[i] for i in running if tasks[i]["verify"]]
+            tasks[ev["id"]]["beside0"] = any(b["first"] == 0 for b in beside)
+            running.add(ev["id"])
+        elif kind in ("task_done", "task_cancel"):
+            running.discard(ev["id"])
+            if kind == "task_done":
+                tasks[ev["id"]]["end"] = t
+        elif kind == "commit" and ev["accepted"] is False:
+            done = None  # a new epoch: its first draft starts at the rejection (L1)
+        elif kind == "draft_done":
+            done = t
+        elif kind == "draft_start":
+            x = ev["pos"]
+            if done is not None and t > done:
+                ends = [b for b in tasks.values() if b.get("end") == t and b["verify"]]
+                ok = any(b["first"] < x and b["last"] < x for b in ends) or any(
+                    b["first"] < x and b["last"] == x and b["beside0"] for b in ends
+                )
+                if not ok:
+                    yield f"L13: the draft at {x} starts at {t}, paused since {done}"
+                elif own is not None and not any(b["first"] < x > b["last"] for b in ends):
+                    own.append(x)  # released by the pass scoring x itself
+            done = None
+
+
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L12 and the theorem on one instance: a line per failure."""
+    """Every lemma L1..L13 and the theorem on one instance: a line per failure."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
@@ -304,6 +350,7 @@ def lemma_failures(pair: Pair) -> Iterator[str]:
         if d.commit[x] > s.commit[x]:
             yield f"theorem at {x}: {d.commit[x]} > {s.commit[x]}"
     yield from _first_epoch_failures(pair, d)
+    yield from _pause_failures(pair.dsi.trace)
     for start, first, last in d.task_starts:
         if first >= 1 and last < n:
             # SI's pass start at its bonus position; T before SI's draft start elsewhere
@@ -321,6 +368,15 @@ class _GapMonitor(_Monitor):
         super()._submit_block(out)
         if len(out) > before:
             self.s.block_start += 1
+
+
+class _LongPauseMonitor(_Monitor):
+    """Planted: the drafter also pauses for a verification task ending up to 2 D after
+    the draft would start (not D): a draft is held back by the pass that scores its own
+    position, at P = 1 too (L13)."""
+
+    def _would_be_held(self, pos: int, end: int) -> bool:
+        return super()._would_be_held(pos, end + self._draft_cost[1])
 
 
 def grid(servers: tuple[int, ...] = (1, 2, 3)) -> Iterator[tuple[RunConfig, tuple[bool, ...]]]:
@@ -360,19 +416,33 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L12 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
+    """(b)'s lemmas L1..L13 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
     nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L12 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L13 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+
+
+# L13's second case (a pause released by the pass scoring the paused position, started
+# beside the first task): P = 3, T0 > k D + T, T < 2 D; neither the grid nor the seeded
+# runs reach it. n = 6, k = 1, (T0, T, D0, D), all accepted: the draft at 3 waits for
+# the pass scoring 2..3, started beside the first pass.
+OWN_PASS_RELEASE = (_cfg(6, 1, 3, (F(14, 5), F(3, 2), F(1), F(1)), "safe"), (True,) * 6)
 
 
 @check(theorem="T7", method="random")
 def safe_lemmas_on_random_runs() -> tuple[int, str]:
-    """The same on 300 seeded random runs (n <= 30, k <= 6, P <= 4)."""
+    """The same on 300 seeded random runs (n <= 30, k <= 6, P <= 4), and on an instance
+    where L13's pause is released by the pass scoring the paused position."""
     runs, bad = _first_failure(random_instances(300, seed=11))
     assert bad is None, bad
-    return runs, "L1..L12 and tau_x <= tau'_x on 300 random runs"
+    cfg, pat = OWN_PASS_RELEASE
+    pair = run_pair(cfg, pat)
+    assert list(lemma_failures(pair)) == []
+    assert pair.dsi.trace is not None
+    own: list[int] = []
+    assert list(_pause_failures(pair.dsi.trace, own)) == [] and own == [3], own
+    return runs + 1, "L1..L13 and tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)"
 
 
 @check(theorem="T7", method="exhaustive")
@@ -380,7 +450,8 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     """Controls: `safe` without drafter_pause breaks L1 (a draft held past a rejection)
     and the theorem; `safe` without fresh_blocks breaks L6, L7 and L8; `safe` without
     spare_server breaks L9 at P = 3 and L11 at P = 2; `safe` without extend_on_start
-    breaks L12; blocks leaving a gap break L10;
+    breaks L12; blocks leaving a gap break L10; a pause waiting for passes ending
+    within 2 D breaks L13;
     and D > T0 breaks L4 and the theorem (the condition is needed)."""
     no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
     runs = 0
@@ -444,6 +515,18 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         if gap:
             break
     assert gap, "planted gap: L10 not caught"
+    # A pause that waits for passes ending within 2 D: released by the pass scoring the
+    # paused position itself, beside no task scoring 0 (L13).
+    pause: set[str] = set()
+    for cfg, pat in grid(servers=(1,)):
+        runs += 1
+        pause |= {
+            f.split(" ")[0].rstrip(":")
+            for f in lemma_failures(run_pair(cfg, pat, cls=_LongPauseMonitor))
+        }
+        if "L13" in pause:
+            break
+    assert "L13" in pause, f"planted long pause: only {sorted(pause)} caught"
     # D > T0 (so T0 < T): the draft at SI's bonus position cannot be ready when the
     # first pass ends, and DSI commits every position against a draft.
     lat = (F(1, 2), F(1), F(1, 2), F(1))
@@ -461,5 +544,6 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         f"no drafter_pause: {sorted(caught)} caught; no fresh blocks: {sorted(late)} caught; "
         f"no spare server: {sorted(crowded)} (P = 3), {sorted(two)} (P = 2) caught; "
         f"no extend_on_start: {sorted(short)} caught; gapped blocks: L10 caught; "
+        f"long pause: {sorted(pause)} caught; "
         f"D > T0: safe 2 > SI 1"
     )

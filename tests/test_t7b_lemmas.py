@@ -9,7 +9,16 @@ from fractions import Fraction as F
 
 from dsi_ref.policies import SAFE
 from proofs.t7_policies import _cfg
-from proofs.t7b_lemmas import _GapMonitor, _Monitor, lemma_failures, random_instances, run_pair
+from proofs.t7b_lemmas import (
+    OWN_PASS_RELEASE,
+    _GapMonitor,
+    _LongPauseMonitor,
+    _Monitor,
+    _pause_failures,
+    lemma_failures,
+    random_instances,
+    run_pair,
+)
 
 
 def test_lemmas_hold_on_random_runs() -> None:
@@ -106,3 +115,29 @@ def test_no_extend_breaks_l12() -> None:
     assert list(lemma_failures(run_pair(cfg, pat))) == []
     fails = list(lemma_failures(run_pair(cfg, pat, no_ext)))
     assert any(f.startswith("L12") for f in fails), fails
+
+
+def test_pause_released_by_the_pass_scoring_it() -> None:
+    """L13's second case at P = 3: the draft at 3 waits past the first pass's end for the
+    pass scoring 2..3, started beside the first pass; L6 still holds (4.5 <= SI's 4.8)."""
+    cfg, pat = OWN_PASS_RELEASE
+    pair = run_pair(cfg, pat)
+    assert list(lemma_failures(pair)) == []
+    assert pair.dsi.trace is not None
+    own: list[int] = []
+    assert list(_pause_failures(pair.dsi.trace, own)) == [] and own == [3]
+    starts = [e for e in pair.dsi.trace["events"] if e["ev"] == "draft_start" and e["pos"] == 3]
+    assert [F(e["t"]) for e in starts] == [F(9, 2)]
+    # at P = 1 the same instance never releases a pause by the pass scoring it
+    one = run_pair(dataclasses.replace(cfg, servers=1), pat)
+    assert one.dsi.trace is not None
+    own = []
+    assert list(_pause_failures(one.dsi.trace, own)) == [] and own == []
+
+
+def test_long_pause_breaks_l13() -> None:
+    """Planted: pausing for passes ending within 2 D holds the draft at 1 until the pass
+    scoring it ends (L13)."""
+    cfg = _cfg(2, 1, 1, (F(1), F(1), F(1), F(1)), "safe")
+    fails = list(lemma_failures(run_pair(cfg, (True, False), cls=_LongPauseMonitor)))
+    assert any(f.startswith("L13") for f in fails), fails
