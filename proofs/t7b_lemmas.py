@@ -43,6 +43,10 @@ Lemmas (the names of their checks):
   draft at x - 1 ended starts at the end of a verification task B with first_B < x and
   last L_B <= x; L_B = x only when B started beside a task scoring position 0 (the
   run's first task, so P >= 3 and the first epoch). With L7 it gives L6 at every P.
+- L14 (task starts, every P): a verification task of an epoch starts at its submission
+  (an extended one: its original's), at the end of a task started before it in the
+  epoch, or when a held server is released; and no later than the latest of its
+  submission and the ends of the tasks started before it in the epoch.
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
@@ -51,7 +55,8 @@ random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` witho
 drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6,
 L7 and L8; `safe` without spare_server breaks L9 at P = 3 and L11 at P = 2; blocks
 that leave a one-position gap break L10; a pause that waits for passes ending within
-2 D breaks L13; the condition D <= T0 is necessary (the counterexample below breaks L4
+2 D breaks L13; a scheduler that dispatches nothing at task ends breaks L14; the
+condition D <= T0 is necessary (the counterexample below breaks L4
 and the theorem).
 """
 
@@ -61,7 +66,7 @@ import contextlib
 import dataclasses
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -70,7 +75,7 @@ from dsi_ref.pattern import PATTERN_DRAFTER, PATTERN_TARGET, PatternChooser, run
 from dsi_ref.policies import SAFE, Policy
 from dsi_ref.prob import Dist
 from dsi_ref.result import RunResult
-from dsi_ref.scheduler import _HELD, CancelTask, Command, DSIScheduler, StartTask
+from dsi_ref.scheduler import _HELD, CancelTask, Command, DSIScheduler, Event, StartTask, TaskDone
 from dsi_ref.si import run_si
 from dsi_ref.virtual import run_dsi
 from proofs.registry import check
@@ -326,8 +331,55 @@ def _pause_failures(trace: dict[str, Any], own: list[int] | None = None) -> Iter
             done = None
 
 
+def _start_failures(trace: dict[str, Any], target: F, prefill: F) -> Iterator[str]:
+    """L14: a verification task of an epoch starts at its submission (before any
+    extension), at the end of a task started before it in the epoch, or when a held
+    server is released; and no later than the latest of its submission and the ends of
+    the tasks started before it in the epoch."""
+    sub: dict[int, F] = {}  # task -> submission (an extension: its original's)
+    first: dict[int, int] = {}
+    verify: set[int] = set()
+    start: dict[int, F] = {}
+    epoch: list[int] = []  # tasks started in this epoch
+    ends: dict[int, F] = {}
+    releases: list[F] = []  # ends of held passes, from the epoch's rejection on
+    dropped: int | None = None  # a queued verification task just cancelled as useless
+    for ev in trace["events"]:
+        t, kind = F(ev["t"]), ev["ev"]
+        if kind == "task_submit":
+            i = ev["id"]
+            first[i] = ev["first"]
+            # `_extended` cancels the queued task and resubmits it at once
+            sub[i] = sub[dropped] if dropped is not None and ev["kind"] == "verify" else t
+            if ev["kind"] == "verify":
+                verify.add(i)
+        dropped = None
+        if kind == "task_cancel" and ev["id"] not in start and ev["id"] in verify:
+            dropped = ev["id"]
+        elif kind == "task_cancel" and ev["reason"] == "rejection" and ev["id"] in start:
+            if ev["id"] not in ends:  # running: its server is held to the pass's end
+                cost = prefill if first[ev["id"]] == 0 else target
+                releases.append(start[ev["id"]] + cost)
+        elif kind == "task_done":
+            ends[ev["id"]] = t
+        elif kind == "commit" and ev["accepted"] is False:
+            epoch = []
+            releases = [x for x in releases if x > t]
+        elif kind == "task_start":
+            i = ev["id"]
+            start[i] = t
+            if i in verify:
+                before = [ends[j] for j in epoch if j in ends]
+                if t != sub[i] and t not in before and t not in releases:
+                    yield f"L14: task {i} starts at {t}, submitted at {sub[i]}"
+                # an earlier task still running ends after t: the bound holds
+                if len(before) == len(epoch) and t > max([sub[i], *before]):
+                    yield f"L14: task {i} starts at {t}, later than its bound"
+            epoch.append(i)
+
+
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L13 and the theorem on one instance: a line per failure."""
+    """Every lemma L1..L14 and the theorem on one instance: a line per failure."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
@@ -351,6 +403,7 @@ def lemma_failures(pair: Pair) -> Iterator[str]:
             yield f"theorem at {x}: {d.commit[x]} > {s.commit[x]}"
     yield from _first_epoch_failures(pair, d)
     yield from _pause_failures(pair.dsi.trace)
+    yield from _start_failures(pair.dsi.trace, pair.tpot, pair.cfg.target_latency.ttft)
     for start, first, last in d.task_starts:
         if first >= 1 and last < n:
             # SI's pass start at its bonus position; T before SI's draft start elsewhere
@@ -377,6 +430,22 @@ class _LongPauseMonitor(_Monitor):
 
     def _would_be_held(self, pos: int, end: int) -> bool:
         return super()._would_be_held(pos, end + self._draft_cost[1])
+
+
+class _LateStartMonitor(_Monitor):
+    """Planted: a call that takes in a task's end dispatches nothing while drafts remain
+    to be made, so a task freed by that end starts only at a later draft's end (L14)."""
+
+    _after_task = False
+
+    def on_events(self, events: Iterable[Event]) -> list[Command]:
+        batch = list(events)
+        self._after_task = any(isinstance(e, TaskDone) for e in batch)
+        return super().on_events(batch)
+
+    def _dispatch(self, out: list[Command]) -> None:
+        if not (self._after_task and self.s.chain.n < self.n - 1):
+            super()._dispatch(out)
 
 
 def grid(servers: tuple[int, ...] = (1, 2, 3)) -> Iterator[tuple[RunConfig, tuple[bool, ...]]]:
@@ -416,11 +485,11 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L13 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
+    """(b)'s lemmas L1..L14 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
     nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L13 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L14 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
 
 
 # L13's second case (a pause released by the pass scoring the paused position, started
@@ -442,7 +511,7 @@ def safe_lemmas_on_random_runs() -> tuple[int, str]:
     assert pair.dsi.trace is not None
     own: list[int] = []
     assert list(_pause_failures(pair.dsi.trace, own)) == [] and own == [3], own
-    return runs + 1, "L1..L13 and tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)"
+    return runs + 1, "L1..L14 and tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)"
 
 
 @check(theorem="T7", method="exhaustive")
@@ -451,7 +520,7 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     and the theorem; `safe` without fresh_blocks breaks L6, L7 and L8; `safe` without
     spare_server breaks L9 at P = 3 and L11 at P = 2; `safe` without extend_on_start
     breaks L12; blocks leaving a gap break L10; a pause waiting for passes ending
-    within 2 D breaks L13;
+    within 2 D breaks L13; no dispatch at task ends breaks L14;
     and D > T0 breaks L4 and the theorem (the condition is needed)."""
     no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
     runs = 0
@@ -527,6 +596,18 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         if "L13" in pause:
             break
     assert "L13" in pause, f"planted long pause: only {sorted(pause)} caught"
+    # Dispatch skipped at task ends: a task freed by an end starts at a later draft's end.
+    late_start: set[str] = set()
+    for cfg, pat in grid(servers=(1,)):
+        runs += 1
+        with contextlib.suppress(RuntimeError):  # a skipped dispatch may stall a run
+            late_start |= {
+                f.split(" ")[0].rstrip(":")
+                for f in lemma_failures(run_pair(cfg, pat, cls=_LateStartMonitor))
+            }
+        if "L14" in late_start:
+            break
+    assert "L14" in late_start, f"planted late start: only {sorted(late_start)} caught"
     # D > T0 (so T0 < T): the draft at SI's bonus position cannot be ready when the
     # first pass ends, and DSI commits every position against a draft.
     lat = (F(1, 2), F(1), F(1, 2), F(1))
@@ -544,6 +625,6 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         f"no drafter_pause: {sorted(caught)} caught; no fresh blocks: {sorted(late)} caught; "
         f"no spare server: {sorted(crowded)} (P = 3), {sorted(two)} (P = 2) caught; "
         f"no extend_on_start: {sorted(short)} caught; gapped blocks: L10 caught; "
-        f"long pause: {sorted(pause)} caught; "
+        f"long pause: {sorted(pause)} caught; late start: {sorted(late_start)} caught; "
         f"D > T0: safe 2 > SI 1"
     )

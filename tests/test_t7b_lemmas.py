@@ -12,6 +12,7 @@ from proofs.t7_policies import _cfg
 from proofs.t7b_lemmas import (
     OWN_PASS_RELEASE,
     _GapMonitor,
+    _LateStartMonitor,
     _LongPauseMonitor,
     _Monitor,
     _pause_failures,
@@ -141,3 +142,10 @@ def test_long_pause_breaks_l13() -> None:
     cfg = _cfg(2, 1, 1, (F(1), F(1), F(1), F(1)), "safe")
     fails = list(lemma_failures(run_pair(cfg, (True, False), cls=_LongPauseMonitor)))
     assert any(f.startswith("L13") for f in fails), fails
+
+
+def test_no_dispatch_at_task_ends_breaks_l14() -> None:
+    """Planted: a task freed by a pass's end starts only at the next draft's end (L14)."""
+    cfg = _cfg(4, 1, 1, (F(1), F(1), F(1, 10), F(1, 10)), "safe")
+    fails = list(lemma_failures(run_pair(cfg, (False,) * 4, cls=_LateStartMonitor)))
+    assert any(f.startswith("L14") for f in fails), fails
