@@ -34,12 +34,14 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     epoch's task recursion when T0 >= (k+1) D > T; L13: a paused draft is released
     by the end of a verification task scoring below it, or, only at P >= 3, by the
     pass scoring it started beside the first task; L14: a task starts by its
-    submission or the ends of the tasks before it). Proved there: L1, L3, L8..L14,
-    L2 at every P, L4/L5 after a rejection (every P), L6 (so L4) and L7 at SI's bonus
-    positions from L7 at SI-drafted positions (every P), and at P = 1 (so, by L11,
-    at P = 2) L4 and L5 for every cycle; so (b) is proved at P = 1 and P = 2. At
-    P = 3 (so every P >= 3) L7 for tasks whose last position SI drafts (on which L4
-    rests) and L5 after a full acceptance are checked only.
+    submission or the ends of the tasks before it; L15, P >= 3: a task that starts at
+    its submission has its last at an SI bonus). Proved there: L1, L3, L8..L14, L2 at
+    every P, L4/L5 after a rejection (every P), L6 (so L4) and L7 at every P except
+    for a task started at its submission with an SI-drafted last (claim G at P <= 2,
+    L15 at P >= 3), and at P = 1 (so, by L11, at P = 2) L4 and L5 for every cycle; so
+    (b) is proved at P = 1 and P = 2. At P = 3 (so every P >= 3) L15 and two cases of
+    L5 (a task started at its submission that is the cut last block or scores past
+    the rejected position) are checked only.
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a
     rejection is never delayed by it; the head verification always finds a server

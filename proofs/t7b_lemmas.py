@@ -22,7 +22,8 @@ Lemmas (the names of their checks):
   at a bonus position its pass.
 - L7 (tasks start early): every DSI task started with first >= 1 and last scored
   position L starts by Sigma'_L if L is an SI bonus position, by Sigma'_L - T if SI
-  drafts L.
+  drafts L; and a task `_extended` made at its start, with L <= z (the epoch's rejected
+  position), by Sigma'_L - T wherever L is.
 - L8 (epoch structure; checked by the monitor): within an epoch (between rejections)
   (a) a verification task that starts has first >= last of every verification task
   started before it, with equality only for the one started just before, when that one
@@ -47,13 +48,16 @@ Lemmas (the names of their checks):
   (an extended one: its original's), at the end of a task started before it in the
   epoch, or when a held server is released; and no later than the latest of its
   submission and the ends of the tasks started before it in the epoch.
+- L15 (P >= 3): a verification task with first >= 1 and last L <= z that starts at its
+  submission, not extended, has L at an SI bonus position (false at P = 1 in the first
+  epoch of L12). With L13, L14 and L7 for the earlier tasks it gives L7 at P >= 3.
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
 1..3) on its seven latency settings plus two with T0 < T and D <= T0, and seeded
 random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` without
 drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6,
-L7 and L8; `safe` without spare_server breaks L9 at P = 3 and L11 at P = 2; blocks
+L7, L8 and L15; `safe` without spare_server breaks L9 at P = 3 and L11 at P = 2; blocks
 that leave a one-position gap break L10; a pause that waits for passes ending within
 2 D breaks L13; a scheduler that dispatches nothing at task ends breaks L14; the
 condition D <= T0 is necessary (the counterexample below breaks L4
@@ -331,13 +335,27 @@ def _pause_failures(trace: dict[str, Any], own: list[int] | None = None) -> Iter
             done = None
 
 
-def _start_failures(trace: dict[str, Any], target: F, prefill: F) -> Iterator[str]:
+def _start_failures(pair: Pair, s: _Times) -> Iterator[str]:
     """L14: a verification task of an epoch starts at its submission (before any
     extension), at the end of a task started before it in the epoch, or when a held
     server is released; and no later than the latest of its submission and the ends of
-    the tasks started before it in the epoch."""
+    the tasks started before it in the epoch. L7 for extended tasks: one that
+    `_extended` made at its start (first >= 1, last L <= z, the epoch's rejected
+    position) starts by Sigma'_L - T wherever L is. L15 (P >= 3): a verification task
+    (first >= 1, L <= z) that starts at its submission, not extended, has L at an SI
+    bonus position."""
+    assert pair.dsi.trace is not None
+    trace, target, prefill = pair.dsi.trace, pair.tpot, pair.cfg.target_latency.ttft
+    n = pair.cfg.max_tokens
+    rejections = [
+        (F(e["t"]), e["pos"])
+        for e in trace["events"]
+        if e["ev"] == "commit" and e["accepted"] is False
+    ]
+    extended: set[int] = set()
     sub: dict[int, F] = {}  # task -> submission (an extension: its original's)
     first: dict[int, int] = {}
+    ev_last: dict[int, int] = {}
     verify: set[int] = set()
     start: dict[int, F] = {}
     epoch: list[int] = []  # tasks started in this epoch
@@ -349,8 +367,11 @@ def _start_failures(trace: dict[str, Any], target: F, prefill: F) -> Iterator[st
         if kind == "task_submit":
             i = ev["id"]
             first[i] = ev["first"]
+            ev_last[i] = ev["last"]
             # `_extended` cancels the queued task and resubmits it at once
             sub[i] = sub[dropped] if dropped is not None and ev["kind"] == "verify" else t
+            if dropped is not None and ev["kind"] == "verify":
+                extended.add(i)
             if ev["kind"] == "verify":
                 verify.add(i)
         dropped = None
@@ -375,11 +396,23 @@ def _start_failures(trace: dict[str, Any], target: F, prefill: F) -> Iterator[st
                 # an earlier task still running ends after t: the bound holds
                 if len(before) == len(epoch) and t > max([sub[i], *before]):
                     yield f"L14: task {i} starts at {t}, later than its bound"
+                last = ev_last[i]
+                z = min((x for u, x in rejections if u > t), default=n - 1)
+                if first[i] >= 1 and last <= z:
+                    if i in extended and t > s.work_start[last] - target:
+                        yield f"L7: extended task {i} starts {t} > {s.work_start[last] - target}"
+                    if (
+                        pair.cfg.servers >= 3
+                        and i not in extended
+                        and t == sub[i]
+                        and last in s.draft
+                    ):
+                        yield f"L15: task {i} starts at its submission {t}, SI drafts {last}"
             epoch.append(i)
 
 
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L14 and the theorem on one instance: a line per failure."""
+    """Every lemma L1..L15 and the theorem on one instance: a line per failure."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
@@ -403,7 +436,7 @@ def lemma_failures(pair: Pair) -> Iterator[str]:
             yield f"theorem at {x}: {d.commit[x]} > {s.commit[x]}"
     yield from _first_epoch_failures(pair, d)
     yield from _pause_failures(pair.dsi.trace)
-    yield from _start_failures(pair.dsi.trace, pair.tpot, pair.cfg.target_latency.ttft)
+    yield from _start_failures(pair, s)
     for start, first, last in d.task_starts:
         if first >= 1 and last < n:
             # SI's pass start at its bonus position; T before SI's draft start elsewhere
@@ -485,11 +518,11 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L14 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
+    """(b)'s lemmas L1..L15 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
     nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L14 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L15 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
 
 
 # L13's second case (a pause released by the pass scoring the paused position, started
@@ -511,13 +544,13 @@ def safe_lemmas_on_random_runs() -> tuple[int, str]:
     assert pair.dsi.trace is not None
     own: list[int] = []
     assert list(_pause_failures(pair.dsi.trace, own)) == [] and own == [3], own
-    return runs + 1, "L1..L14 and tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)"
+    return runs + 1, "L1..L15 and tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)"
 
 
 @check(theorem="T7", method="exhaustive")
 def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     """Controls: `safe` without drafter_pause breaks L1 (a draft held past a rejection)
-    and the theorem; `safe` without fresh_blocks breaks L6, L7 and L8; `safe` without
+    and the theorem; `safe` without fresh_blocks breaks L6, L7, L8 and L15; `safe` without
     spare_server breaks L9 at P = 3 and L11 at P = 2; `safe` without extend_on_start
     breaks L12; blocks leaving a gap break L10; a pause waiting for passes ending
     within 2 D breaks L13; no dispatch at task ends breaks L14;
@@ -540,9 +573,9 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     for cfg, pat in grid():
         runs += 1
         late |= {f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_fresh))}
-        if {"L6", "L7", "L8"} <= late:
+        if {"L6", "L7", "L8", "L15"} <= late:
             break
-    assert {"L6", "L7", "L8"} <= late, f"planted no-fresh: only {sorted(late)} caught"
+    assert {"L6", "L7", "L8", "L15"} <= late, f"planted no-fresh: only {sorted(late)} caught"
     # Without the spare server two speculative tasks run at once at P = 3 (L9).
     no_spare = dataclasses.replace(SAFE, name="planted-no-spare", spare_server=False)
     crowded: set[str] = set()

@@ -149,3 +149,12 @@ def test_no_dispatch_at_task_ends_breaks_l14() -> None:
     cfg = _cfg(4, 1, 1, (F(1), F(1), F(1, 10), F(1, 10)), "safe")
     fails = list(lemma_failures(run_pair(cfg, (False,) * 4, cls=_LateStartMonitor)))
     assert any(f.startswith("L14") for f in fails), fails
+
+
+def test_no_fresh_blocks_breaks_l15() -> None:
+    """Planted: without fresh blocks a block starts at the last position of the one
+    before, so at P = 3 a pass started at its submission ends off SI's bonus (L15)."""
+    no_fresh = dataclasses.replace(SAFE, name="planted-no-fresh", fresh_blocks=False)
+    cfg = _cfg(4, 1, 3, (F(1), F(1), F(1, 10), F(1, 10)), "safe")
+    fails = list(lemma_failures(run_pair(cfg, (True, True, False, False), no_fresh)))
+    assert any(f.startswith("L15") for f in fails), fails
