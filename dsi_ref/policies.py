@@ -43,14 +43,15 @@ SI reads only the `lookahead` knob (`si_next_k`, dsi_ref.si): with `adaptive` or
 `paper-adaptive` its k follows the heuristic schedule, with `measured` best_k after each
 block, with the others k is fixed.
 
-Named policies: `safe` (the default: never slower than SI at the same k on every
-pattern checked, at every P, when the drafter's pass is no longer than either target
-pass, D <= min(T0, T); docs/theorems.md T7 (b)), `eager` (safe without the limit
-of one speculative server: faster in expectation with many servers, but only within
-D of SI pathwise), `paper` (the paper's: every move as early as possible; best in
-expectation with several servers, but it can lose to SI and, without preemption, to
-non-SI), `adaptive` / `paper-adaptive` (safe / paper with the heuristic k) and
-`measured` (safe with the k that measured acceptance and pass costs call for).
+Named policies: `safe` (the default: never slower than SI at the same k, pathwise, when
+the drafter's pass is no longer than either target pass, D <= min(T0, T): proved at P = 1
+and 2, checked on instances at P >= 3, which runs as P = 3; docs/theorems.md T7 (b)),
+`eager` (safe without the limit of one speculative server: faster in expectation with
+many servers, but only within D of SI pathwise), `paper` (the paper's: every move as
+early as possible; best in expectation with several servers, but it can lose to SI and,
+without preemption, to non-SI), `adaptive` / `paper-adaptive` (safe / paper with the
+heuristic k) and `measured` (safe with the k that measured acceptance and pass costs
+call for).
 
 On the preemptive clock (the paper's model) every knob but `lookahead` does nothing, so
 `safe` and `paper` run identically there: every result frozen before policies
