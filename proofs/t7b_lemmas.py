@@ -556,61 +556,41 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     within 2 D breaks L13; no dispatch at task ends breaks L14;
     and D > T0 breaks L4 and the theorem (the condition is needed)."""
     no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
+    no_fresh = dataclasses.replace(SAFE, name="planted-no-fresh", fresh_blocks=False)
+    no_spare = dataclasses.replace(SAFE, name="planted-no-spare", spare_server=False)
+    no_ext = dataclasses.replace(SAFE, name="planted-no-extend", extend_on_start=False)
     runs = 0
-    caught: set[str] = set()
-    for cfg, pat in grid(servers=(1,)):
-        runs += 1
-        caught |= {
-            f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_pause))
-        }
-        if {"L1", "theorem"} <= caught:
-            break
-    assert {"L1", "theorem"} <= caught, f"planted no-pause: only {sorted(caught)} caught"
+
+    def first_caught(want: set[str], servers: tuple[int, ...], **kw: Any) -> set[str]:
+        """The lemmas the planted run breaks, over the grid until all of `want` are seen."""
+        nonlocal runs
+        seen: set[str] = set()
+        for cfg, pat in grid(servers=servers):
+            runs += 1
+            with contextlib.suppress(RuntimeError):  # a planted bug may stall a run
+                seen |= {
+                    f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, **kw))
+                }
+            if want <= seen:
+                return seen
+        raise AssertionError(f"planted {kw}: only {sorted(seen)} caught, want {sorted(want)}")
+
+    caught = first_caught({"L1", "theorem"}, (1,), policy=no_pause)
     # Without fresh blocks a cycle scores k - 1 new drafts: its drafter and passes fall
     # behind SI's (L6, L7), which the proof of L4/L5 after a full acceptance rests on.
-    no_fresh = dataclasses.replace(SAFE, name="planted-no-fresh", fresh_blocks=False)
-    late: set[str] = set()
-    for cfg, pat in grid():
-        runs += 1
-        late |= {f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_fresh))}
-        if {"L6", "L7", "L8", "L15"} <= late:
-            break
-    assert {"L6", "L7", "L8", "L15"} <= late, f"planted no-fresh: only {sorted(late)} caught"
-    # Without the spare server two speculative tasks run at once at P = 3 (L9).
-    no_spare = dataclasses.replace(SAFE, name="planted-no-spare", spare_server=False)
-    crowded: set[str] = set()
-    for cfg, pat in grid(servers=(3,)):
-        runs += 1
-        crowded |= {
-            f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_spare))
-        }
-        if "L9" in crowded:
-            break
-    assert "L9" in crowded, f"planted no-spare: only {sorted(crowded)} caught"
-    # Without the spare server a speculative task starts beside the head one at P = 2,
-    # so P = 2 no longer runs as P = 1 (L11).
-    two: set[str] = set()
-    for cfg, pat in grid(servers=(2,)):
-        runs += 1
-        two |= {f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_spare))}
-        if "L11" in two:
-            break
-    assert "L11" in two, f"planted no-spare at P = 2: only {sorted(two)} caught"
+    late = first_caught({"L6", "L7", "L8", "L15"}, (1, 2, 3), policy=no_fresh)
+    # Without the spare server two speculative tasks run at once at P = 3 (L9), and at
+    # P = 2 one starts beside the head task, so P = 2 no longer runs as P = 1 (L11).
+    crowded = first_caught({"L9"}, (3,), policy=no_spare)
+    two = first_caught({"L11"}, (2,), policy=no_spare)
     # Without extend_on_start the task after the long first pass does not score every
     # draft made during it (L12).
-    no_ext = dataclasses.replace(SAFE, name="planted-no-extend", extend_on_start=False)
-    short: set[str] = set()
-    for cfg, pat in grid(servers=(1,)):
-        runs += 1
-        short |= {f.split(" ")[0].rstrip(":") for f in lemma_failures(run_pair(cfg, pat, no_ext))}
-        if "L12" in short:
-            break
-    assert "L12" in short, f"planted no-extend: only {sorted(short)} caught"
-    # Blocks with a gap: a position no task scores (L10), seen before the run stalls.
+    short = first_caught({"L12"}, (1,), policy=no_ext)
+    # Blocks with a gap: a position no task scores (L10), seen before the run stalls
+    # (the monitor records it; the run then raises RuntimeError).
     gap: list[str] = []
     for cfg, pat in grid(servers=(1,)):
         runs += 1
-        # It stalls at the gap (RuntimeError); the monitor has already recorded L10.
         with contextlib.suppress(RuntimeError):
             run_pair(cfg, pat, cls=_GapMonitor)
         gap = [v for v in _Monitor.violations if v.startswith("L10")]
@@ -619,28 +599,9 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     assert gap, "planted gap: L10 not caught"
     # A pause that waits for passes ending within 2 D: released by the pass scoring the
     # paused position itself, beside no task scoring 0 (L13).
-    pause: set[str] = set()
-    for cfg, pat in grid(servers=(1,)):
-        runs += 1
-        pause |= {
-            f.split(" ")[0].rstrip(":")
-            for f in lemma_failures(run_pair(cfg, pat, cls=_LongPauseMonitor))
-        }
-        if "L13" in pause:
-            break
-    assert "L13" in pause, f"planted long pause: only {sorted(pause)} caught"
+    pause = first_caught({"L13"}, (1,), cls=_LongPauseMonitor)
     # Dispatch skipped at task ends: a task freed by an end starts at a later draft's end.
-    late_start: set[str] = set()
-    for cfg, pat in grid(servers=(1,)):
-        runs += 1
-        with contextlib.suppress(RuntimeError):  # a skipped dispatch may stall a run
-            late_start |= {
-                f.split(" ")[0].rstrip(":")
-                for f in lemma_failures(run_pair(cfg, pat, cls=_LateStartMonitor))
-            }
-        if "L14" in late_start:
-            break
-    assert "L14" in late_start, f"planted late start: only {sorted(late_start)} caught"
+    late_start = first_caught({"L14"}, (1,), cls=_LateStartMonitor)
     # D > T0 (so T0 < T): the draft at SI's bonus position cannot be ready when the
     # first pass ends, and DSI commits every position against a draft.
     lat = (F(1, 2), F(1), F(1, 2), F(1))
