@@ -30,3 +30,17 @@ def llama(seed: int, hidden: int, layers: int = 2, vocab: int = VOCAB) -> torch.
 def pair() -> tuple[torch.nn.Module, torch.nn.Module]:
     """A float64 target (hidden 32) and drafter (hidden 16) over 32 tokens."""
     return llama(0, 32), llama(1, 16)
+
+
+def greedy_reference(model: torch.nn.Module, prompt: list[int], n: int) -> tuple[int, ...]:
+    """transformers' own greedy continuation of `prompt` by `n` tokens (no stop at an end
+    token): the reference every greedy runner test compares its tokens with."""
+    with torch.no_grad():
+        out = model.generate(
+            torch.tensor([prompt]),
+            max_new_tokens=n,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=0,
+        )
+    return tuple(out[0, len(prompt) :].tolist())

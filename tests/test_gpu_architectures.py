@@ -14,7 +14,7 @@ import copy
 from typing import Any
 
 import pytest
-from gpu_fixtures import torch, transformers
+from gpu_fixtures import greedy_reference, torch, transformers
 
 from gpu_runner import kv_worker
 from gpu_runner.api import RunnerConfig, run
@@ -103,15 +103,7 @@ def build_pair(name: str) -> tuple[Any, Any]:
 
 
 def hf_greedy(model: Any, n: int = N) -> tuple[int, ...]:
-    with torch.no_grad():
-        out = model.generate(
-            torch.tensor([PROMPT]),
-            max_new_tokens=n,
-            do_sample=False,
-            eos_token_id=None,
-            pad_token_id=0,
-        )
-    return tuple(out[0, len(PROMPT) :].tolist())
+    return greedy_reference(model, PROMPT, n)
 
 
 @pytest.fixture(autouse=True)

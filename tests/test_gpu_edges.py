@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gpu_fixtures import llama, pair, torch
+from gpu_fixtures import greedy_reference, llama, pair, torch
 
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import DSIError, InvalidConfig
@@ -37,13 +37,7 @@ from gpu_runner.tokenizer import ByteTokenizer, encode, encode_bytes
 TARGET, DRAFTER = pair()
 
 
-def _greedy(model: torch.nn.Module, prompt: list[int], n: int) -> tuple[int, ...]:
-    with torch.no_grad():
-        out = model.generate(
-            torch.tensor([prompt]), max_new_tokens=n, do_sample=False, eos_token_id=None,
-            pad_token_id=0,
-        )  # fmt: skip
-    return tuple(out[0, len(prompt) :].tolist())
+_greedy = greedy_reference
 
 
 # --- item 14: a forward without `logits_to_keep` -------------------------------------------

@@ -9,7 +9,7 @@ models (full recomputes, no cache), for every k, P and injected latency.
 from __future__ import annotations
 
 import pytest
-from gpu_fixtures import VOCAB, pair, torch
+from gpu_fixtures import VOCAB, greedy_reference, pair
 
 from dsi_ref import RunConfig, run_dsi, run_si
 from dsi_ref.checker import check_trace
@@ -26,15 +26,7 @@ N = 16
 
 
 def hf_greedy(prompt: list[int], n: int) -> tuple[int, ...]:
-    with torch.no_grad():
-        out = TARGET.generate(
-            torch.tensor([prompt]),
-            max_new_tokens=n,
-            do_sample=False,
-            eos_token_id=None,
-            pad_token_id=0,
-        )
-    return tuple(out[0, len(prompt) :].tolist())
+    return greedy_reference(TARGET, prompt, n)
 
 
 @pytest.mark.parametrize("prompt", PROMPTS)

@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 import pytest
-from gpu_fixtures import torch, transformers
+from gpu_fixtures import greedy_reference, torch, transformers
 
 from gpu_runner.api import RunnerConfig, layer_cancel_status, run
 from gpu_runner.kv_worker import ModelWorker
@@ -212,11 +212,7 @@ def slow_pair() -> tuple[Any, Any]:
 
 
 def hf_greedy(model: Any) -> tuple[int, ...]:
-    with torch.no_grad():
-        out = model.generate(
-            torch.tensor([PROMPT]), max_new_tokens=N, do_sample=False, pad_token_id=0
-        )
-    return tuple(out[0, len(PROMPT) :].tolist())
+    return greedy_reference(model, PROMPT, N)
 
 
 @pytest.mark.parametrize("backend", ["threads", "processes"])

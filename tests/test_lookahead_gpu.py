@@ -6,7 +6,7 @@ in timing mode (CPU, float64 random Llamas)."""
 from __future__ import annotations
 
 import pytest
-from gpu_fixtures import pair, torch
+from gpu_fixtures import greedy_reference, pair
 
 from dsi_ref.checker import check_trace
 from gpu_runner.api import RunnerConfig, run
@@ -18,11 +18,7 @@ N = 12
 
 @pytest.mark.parametrize("policy", ["adaptive", "measured"])
 def test_greedy_si_equals_generate(policy: str) -> None:
-    with torch.no_grad():
-        out = TARGET.generate(
-            torch.tensor([PROMPT]), max_new_tokens=N, do_sample=False, pad_token_id=0
-        )
-    want = tuple(out[0, len(PROMPT) :].tolist())
+    want = greedy_reference(TARGET, PROMPT, N)
     cfg = RunnerConfig(algorithm="si", max_new_tokens=N, k=2, policy=policy)
     got = run(TARGET, DRAFTER, PROMPT, cfg, record=True)
     assert got.tokens == want
@@ -39,11 +35,7 @@ def test_heuristic_blocks_in_timing_mode() -> None:
 
 @pytest.mark.parametrize("algorithm", ["si", "dsi"])
 def test_confidence_stop_keeps_greedy_tokens(algorithm: str) -> None:
-    with torch.no_grad():
-        out = TARGET.generate(
-            torch.tensor([PROMPT]), max_new_tokens=N, do_sample=False, pad_token_id=0
-        )
-    want = tuple(out[0, len(PROMPT) :].tolist())
+    want = greedy_reference(TARGET, PROMPT, N)
     for threshold in (0.2, 1.0):
         cfg = RunnerConfig(
             algorithm=algorithm, max_new_tokens=N, k=3, servers=2, draft_confidence=threshold

@@ -5,7 +5,7 @@ tokens equal transformers' greedy `generate`, the trace passes the checker, and
 from __future__ import annotations
 
 import pytest
-from gpu_fixtures import pair, torch
+from gpu_fixtures import greedy_reference, pair
 
 from dsi_ref.checker import check_trace
 from dsi_ref.errors import InvalidConfig
@@ -20,11 +20,7 @@ N = 12
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_greedy_tokens_equal_generate(policy: str) -> None:
-    with torch.no_grad():
-        out = TARGET.generate(
-            torch.tensor([PROMPT]), max_new_tokens=N, do_sample=False, pad_token_id=0
-        )
-    want = tuple(out[0, len(PROMPT) :].tolist())
+    want = greedy_reference(TARGET, PROMPT, N)
     for servers in (1, 2):
         cfg = RunnerConfig(max_new_tokens=N, k=2, servers=servers, policy=policy)
         got = run(TARGET, DRAFTER, PROMPT, cfg, record=True)

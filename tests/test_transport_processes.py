@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gpu_fixtures import VOCAB, pair, torch
+from gpu_fixtures import VOCAB, greedy_reference, pair
 
 from dsi_ref import RunConfig, run_dsi, run_si
 from dsi_ref.checker import check_trace
@@ -40,15 +40,7 @@ def pool() -> Iterator[ProcessBackend]:
 
 def test_greedy_equals_transformers_generate(pool: ProcessBackend) -> None:
     prompt = [5, 9, 11]
-    with torch.no_grad():
-        out = TARGET.generate(
-            torch.tensor([prompt]),
-            max_new_tokens=N,
-            do_sample=False,
-            eos_token_id=None,
-            pad_token_id=0,
-        )
-    want = tuple(out[0, len(prompt) :].tolist())
+    want = greedy_reference(TARGET, prompt, N)
     for alg, k, servers in (("dsi", 3, 2), ("dsi", 1, 1), ("si", 3, 1), ("nonsi", 1, 1)):
         cfg = RunnerConfig(algorithm=alg, max_new_tokens=N, k=k, servers=servers)
         got = run(TARGET, DRAFTER, prompt, cfg, backend=pool).tokens
