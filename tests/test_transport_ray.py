@@ -21,7 +21,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 pytest.importorskip("ray", reason="the ray backend needs the optional extra: pip install '.[ray]'")
 
-from gpu_fixtures import VOCAB, pair, torch
+from gpu_fixtures import VOCAB, greedy_reference, pair, torch
 from transport_faults import FaultyPasses
 
 from dsi_ref import RunConfig, run_dsi
@@ -98,15 +98,7 @@ def pool() -> Iterator[RayBackend]:
 
 def test_greedy_and_sampled_tokens_and_traces(pool: RayBackend) -> None:
     prompt = [5, 9, 11]
-    with torch.no_grad():
-        out = TARGET.generate(
-            torch.tensor([prompt]),
-            max_new_tokens=N,
-            do_sample=False,
-            eos_token_id=None,
-            pad_token_id=0,
-        )
-    want = tuple(out[0, len(prompt) :].tolist())
+    want = greedy_reference(TARGET, prompt, N)
     for alg, servers in (("dsi", 1), ("si", 1)):
         cfg = RunnerConfig(algorithm=alg, max_new_tokens=N, k=3, servers=servers)
         r = run(TARGET, DRAFTER, prompt, cfg, backend=pool, record=True)
@@ -122,7 +114,9 @@ def test_greedy_and_sampled_tokens_and_traces(pool: RayBackend) -> None:
 
 
 def test_four_servers_overlap_in_five_actors(pool: RayBackend) -> None:
-    # After the P = 1 runs: three more actors in a second placement group, none restarted.
+    # After a P = 1 run (run here, so the count holds whatever ran first): three more actors
+    # in a second placement group, none restarted.
+    run(TARGET, DRAFTER, [1, 2], RunnerConfig(max_new_tokens=2, k=1, servers=1), backend=pool)
     starts = pool.starts
     waits = Waits(Latency.of("0.04"), Latency.of("0.001"), replace=True)
     cfg = RunnerConfig(  # the paper's policy: the default (safe) keeps at most two servers busy
@@ -143,7 +137,8 @@ def test_four_servers_overlap_in_five_actors(pool: RayBackend) -> None:
 def test_fault_is_survived(pool: RayBackend, tmp_path: Path, how: str, where: str) -> None:
     # One server: the faulty pass is never one the run can finish without waiting for.
     cfg = RunnerConfig(max_new_tokens=N, k=3, servers=1, seed=5, sampling=SamplingConfig())
-    clean = run(TARGET, DRAFTER, [3, 1, 4], cfg).tokens
+    # On the pool: its actors exist before `starts` is read, whatever ran first.
+    clean = run(TARGET, DRAFTER, [3, 1, 4], cfg, backend=pool).tokens
     base = PassMaker(cfg.sampling, make_rule(cfg, VOCAB), None)
     passes = FaultyPasses(base, how, where, 4, str(tmp_path / "fired"))
     starts = pool.starts
