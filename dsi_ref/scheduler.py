@@ -94,6 +94,7 @@ from typing import Any, Generic, TypeVar
 from dsi_ref.chain import ChainView, TokenChain
 from dsi_ref.config import RunConfig
 from dsi_ref.errors import InvalidConfig, InvalidDistribution, show
+from dsi_ref.latency import Latency
 from dsi_ref.policies import PAPER, Policy, best_k, check_confidence, get_policy, low_confidence
 from dsi_ref.result import Counters
 from dsi_ref.verify import VerifyRule
@@ -304,16 +305,8 @@ class DSIScheduler(Generic[D]):
         self._low = False
         # Rule 3 and the queue compare pass costs as integers: every cost is a multiple
         # of 1/denom, so comparing numerators is exact and no Fraction is compared per event.
-        denom = math.lcm(
-            target_ttft.denominator,
-            target_tpot.denominator,
-            target_per_position.denominator,
-            drafter_ttft.denominator,
-            drafter_tpot.denominator,
-        ) * (self._layers or 1)  # a layer of any pass is a whole number of ticks
-        self._base = (int(target_ttft * denom), int(target_tpot * denom))
-        self._step = int(target_per_position * denom)
-        self._draft_cost = (int(drafter_ttft * denom), int(drafter_tpot * denom))
+        self._denom = 1
+        self._set_costs((target_ttft, target_tpot, target_per_position, drafter_ttft, drafter_tpot))
         self._now = 0  # the predicted clock, in ticks (module docstring: Policies)
         self._held_end: dict[int, int] = {}  # held server -> predicted end of its pass
         self._done_last: dict[int, int] = {}  # finished task -> its last scored position
@@ -345,6 +338,48 @@ class DSIScheduler(Generic[D]):
             draft_confidence=cfg.draft_confidence,
             cancel_layers=cfg.cancel_layers,
         )
+
+    def replan(self, target: Latency, drafter: Latency) -> None:
+        """Plan with these pass costs from now on (a real driver's costs measured so far,
+        gpu_runner.online_plan). A pass already running keeps its start and gets the end
+        the new costs predict; a queued task is re-costed; a held (cancelled) pass keeps
+        its predicted end. The costs read only passes that have ended, so this is a
+        decision from the past: the tokens stay the sequential reference's (T6)."""
+        for lat, what in ((target, "target"), (drafter, "drafter")):
+            if not isinstance(lat, Latency):
+                raise InvalidConfig(f"{what} plan must be a dsi_ref Latency, got {show(lat)}")
+        s = self.s
+        drafting = s.draft_inflight
+        draft_start = s.draft_end - self._draft_cost[drafting[1] != 0] if drafting else 0
+        starts = {t.task_id: t.end - t.cost for t in s.tasks.values() if t.server is not None}
+        self._set_costs((target.ttft, target.tpot, target.per_position, drafter.ttft, drafter.tpot))
+        scale = self._scale  # every tick value kept below is in the old unit
+        self._now *= scale
+        self._held_end = {srv: end * scale for srv, end in self._held_end.items()}
+        for t in s.tasks.values():
+            t.cost = self._cost(t.first, t.last)
+            if t.server is not None:
+                t.end = starts[t.task_id] * scale + t.cost
+        if drafting:
+            s.draft_end = draft_start * scale + self._draft_cost[drafting[1] != 0]
+        else:
+            s.draft_end *= scale  # a held draft's end, or nothing in flight
+
+    def _set_costs(self, costs: tuple[Fraction, ...]) -> None:
+        """Pass costs in ticks. Rule 3 and the queue compare pass costs as integers: every
+        cost is a multiple of 1/denom, so comparing numerators is exact and no Fraction is
+        compared per event. `_scale`: new ticks per old tick (the denominator only grows,
+        so tick values already kept stay whole)."""
+        # times layers: a layer of any pass is a whole number of ticks
+        denom = math.lcm(
+            self._denom, math.lcm(*(x.denominator for x in costs)) * (self._layers or 1)
+        )
+        self._scale = denom // self._denom
+        self._denom = denom
+        t0, t, per, d0, d = (int(x * denom) for x in costs)
+        self._base = (t0, t)
+        self._step = per
+        self._draft_cost = (d0, d)
 
     @property
     def committed(self) -> tuple[int, ...]:

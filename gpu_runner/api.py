@@ -19,6 +19,7 @@ from gpu_runner.dsi_exec import run_dsi_real
 from gpu_runner.errors import ModelLoadError
 from gpu_runner.layer_cut import decoder_layers
 from gpu_runner.loading import vocab_size
+from gpu_runner.online_plan import OnlinePlan
 from gpu_runner.passes import BernoulliRule, PassMaker, Waits
 from gpu_runner.result import RealRun
 from gpu_runner.rule import TorchRule
@@ -49,8 +50,10 @@ class RunnerConfig:
     layer_cancel: bool = True
     # The pass costs DSI's policy plans with (target, drafter): its pause, its spare
     # server and rule 3 compare predicted ends. None: the injected waits, if any, else
-    # target 1 and drafter 1/10. Measured costs (gpu_runner.predict.isolated_costs) make
-    # the policy decide as the virtual clock would with them, so predictions match.
+    # the run's own pass costs, fitted as it goes (gpu_runner.online_plan; target 1 and
+    # drafter 1/10 until both models' decode passes are timed). Costs measured in
+    # isolation (gpu_runner.predict.isolated_costs) make the policy decide as the
+    # virtual clock would with them, so predictions match.
     plan: tuple[Latency, Latency] | None = None
 
     def __post_init__(self) -> None:
@@ -216,7 +219,11 @@ def _run(
         elif cfg.algorithm == "si":
             out = run_si_real(workers, passes, rc, vocab, record=record, progress=progress)
         else:
-            out = run_dsi_real(workers, passes, rc, vocab, record=record, progress=progress)
+            # No plan given and no waits: the policy plans with the run's own pass costs.
+            online = OnlinePlan() if cfg.plan is None and cfg.waits is None else None
+            out = run_dsi_real(
+                workers, passes, rc, vocab, record=record, progress=progress, online=online
+            )
     finally:
         close()
     out.costs.layer_cancel = layer_cancel_status(cfg.layer_cancel, backend, [first, target])

@@ -138,8 +138,8 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="TTFT,TPOT",
         help="the target pass costs in seconds DSI's policy plans with (default: the injected "
-        "waits, else 1,1 against the drafter's 0.1,0.1); measured ones (e.g. from `profile`) "
-        "make DSI decide as dsi_ref's virtual clock does with them",
+        "waits, else the run's own, fitted from its passes as it goes); measured ones (e.g. "
+        "from `profile`) make DSI decide as dsi_ref's virtual clock does with them",
     )
     r.add_argument("--plan-drafter", type=_pair, default=None, metavar="TTFT,TPOT")
     r.add_argument(
@@ -299,8 +299,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
         write_outputs,
     )
     from dsi_ref.trace import trace_writer
+    from gpu_runner.cost_fit import fitted_latency
     from gpu_runner.generate import generate
-    from gpu_runner.predict import cancel_granularity, fitted_latency, predict
+    from gpu_runner.predict import cancel_granularity, predict
     from gpu_runner.tokenizer import ByteTokenizer
 
     tok = ByteTokenizer()

@@ -34,6 +34,7 @@ from dsi_ref.scheduler import (
 )
 from dsi_ref.trace import TraceRecorder
 from gpu_runner.layer_cut import Cut
+from gpu_runner.online_plan import OnlinePlan
 from gpu_runner.passes import PassMaker
 from gpu_runner.result import RealRun
 from gpu_runner.trace_io import Clock, commit_dists
@@ -50,8 +51,11 @@ def run_dsi_real(
     *,
     record: bool = False,
     progress: Any = None,
+    online: OnlinePlan | None = None,
 ) -> RealRun:
-    """Generate cfg.max_tokens tokens with DSI on `workers` (a drafter and cfg.servers)."""
+    """Generate cfg.max_tokens tokens with DSI on `workers` (a drafter and cfg.servers).
+    With `online`, the policy plans with the costs of the run's own passes so far
+    (gpu_runner.online_plan), from the first fit on; before it, with cfg's."""
     if workers.count != cfg.servers + 1:
         raise ValueError(f"{workers.count - 1} target workers for {cfg.servers} servers")
     sched: DSIScheduler[Any] = DSIScheduler.from_config(cfg, passes.rule)
@@ -150,7 +154,11 @@ def run_dsi_real(
             cuts.append((rep.worker != 0, rep.result))
         elif not rep.skipped:
             overruns += rep.overrun
-            log.append((kind, first, width, (rep.ended - rep.started) / 1e9))
+            row = (kind, first, width, (rep.ended - rep.started) / 1e9)
+            log.append(row)
+            plan = online.observe(row) if online is not None else None
+            if plan is not None:
+                sched.replan(*plan)
         t = clock.now()
         if rep.worker == 0:
             if rep.ident in held_drafts:
@@ -179,6 +187,17 @@ def run_dsi_real(
     wall = times[-1] if times else 0.0
     tokens = sched.committed
     trace = rec.finish(tokens, end_t)
+    planned = online.plan if online is not None and online.plan is not None else None
     return RealRun(
-        "dsi", tokens, wall, tuple(times), tuple(accepted), sched.counters, costs, trace, log
+        "dsi",
+        tokens,
+        wall,
+        tuple(times),
+        tuple(accepted),
+        sched.counters,
+        costs,
+        trace,
+        log,
+        plan="online" if online is not None else "given",
+        planned=planned or (cfg.target_latency, cfg.drafter_latency),
     )

@@ -15,7 +15,6 @@ driver's per-pass overhead (`driver_overhead`).
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -26,37 +25,10 @@ from dsi_ref.latency import Latency
 from dsi_ref.pattern import run_pattern
 from dsi_ref.policies import DEFAULT_POLICY
 from gpu_runner.api import RunnerConfig, run
+from gpu_runner.cost_fit import fitted_latency, micro
 from gpu_runner.result import RealRun
 
 _WIDTH_ONE = 16  # tokens of the non-SI run that times one-position target passes
-_US = 10**6  # measured seconds are rounded to microseconds: exact, and small Fractions
-
-
-def _frac(x: float) -> Fraction:
-    return Fraction(round(x * _US), _US)
-
-
-def fitted_latency(log: Sequence[tuple[str, int, int, float]], model: str) -> Latency | None:
-    """Median TTFT, TPOT and per-extra-position cost of `model`'s passes in `log`."""
-    rows = [(f, m, s) for kind, f, m, s in log if kind == model]
-    if not rows:
-        return None
-    prefill = [s for f, m, s in rows if f == 0]
-    decode1 = [s for f, m, s in rows if f > 0 and m == 1]
-    wide = [(m, s) for f, m, s in rows if f > 0 and m > 1]
-    tpot = (
-        statistics.median(decode1)
-        if decode1
-        else statistics.median(s for _, s in wide or [(1, 0.0)])
-    )
-    ttft = statistics.median(prefill) if prefill else tpot
-    per = 0.0
-    if wide and decode1:
-        per = max(0.0, statistics.median((s - tpot) / (m - 1) for m, s in wide))
-    lat = Latency.of(_frac(ttft), max(_frac(tpot), Fraction(1, _US)), model)
-    if per:
-        lat = dataclasses.replace(lat, per_position=_frac(per))
-    return lat
 
 
 def driver_overhead(r: RealRun) -> float:
@@ -90,7 +62,7 @@ def isolated_costs(
             f"max_new_tokens={cfg.max_new_tokens} is too short to time both models' passes"
         )
     if overhead:
-        o = _frac(driver_overhead(r))
+        o = micro(driver_overhead(r))
         tl = dataclasses.replace(tl, ttft=tl.ttft + o, tpot=tl.tpot + o)
         dl = dataclasses.replace(dl, ttft=dl.ttft + o, tpot=dl.tpot + o)
     return tl, dl

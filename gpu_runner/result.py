@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dsi_ref.latency import Latency
 from dsi_ref.result import Counters
 
 if TYPE_CHECKING:
@@ -85,6 +86,11 @@ class RealRun:
     trace: dict[str, Any] | None = field(default=None, repr=False)
     # Every pass that ran (cancelled ones too): (model, first position, positions, seconds).
     pass_log: list[tuple[str, int, int, float]] = field(default_factory=list, repr=False)
+    # DSI: where the costs its policy planned with came from ("online": fitted from this
+    # run's passes, gpu_runner.online_plan; "given": RunnerConfig.plan or the injected
+    # waits) and the last of them (target, drafter). SI and non-SI plan nothing.
+    plan: str | None = None
+    planned: tuple[Latency, Latency] | None = None
 
     def acceptance_rate(self) -> float | None:
         """Accepted drafts / drafts verified (None without drafts: non-SI)."""
@@ -112,4 +118,14 @@ class RealRun:
             "cut_seconds_saved": self.costs.cut_seconds_saved,
             "tasks_cancelled": self.scheduler_counts.tasks_cancelled,
             "tasks_queued": self.scheduler_counts.tasks_queued,
+            "plan": self.plan,
+            "planned_ms": None if self.planned is None else _ms(self.planned),
         }
+
+
+def _ms(plan: tuple[Latency, Latency]) -> dict[str, list[float]]:
+    """A plan as milliseconds: per model [TTFT, TPOT, per extra position]."""
+    return {
+        name: [round(float(x) * 1000, 3) for x in (lat.ttft, lat.tpot, lat.per_position)]
+        for name, lat in zip(("target", "drafter"), plan, strict=True)
+    }
