@@ -15,7 +15,8 @@ BLOCK), not O(n).
 Readers see a plain `Sequence[int]`: `len`, indexing, iteration, and equality with
 any tuple, list or view holding the same tokens. `view[:j]` is O(1) and is a view;
 any other slice copies only what it returns. `with_prompt` puts a fixed prompt in
-front of a view in O(1), for workers that condition on prompt + chain.
+front of a view in O(1), for workers that condition on prompt + chain. `as_tuple`
+copies any token sequence, a view a block at a time.
 """
 
 from __future__ import annotations
@@ -77,8 +78,12 @@ class TokenChain:
         q = start >> _SHIFT
         if (stop - 1) >> _SHIFT == q:  # one block: a C slice
             return tuple(self._blocks[q][start & _MASK : ((stop - 1) & _MASK) + 1])
-        at = self.at
-        return tuple([at(i) for i in range(start, stop)])
+        out: list[int] = []
+        for b in range(q, ((stop - 1) >> _SHIFT) + 1):  # a C slice per block
+            lo = start - (b << _SHIFT) if b == q else 0
+            hi = stop - (b << _SHIFT)
+            out += self._blocks[b][lo:hi]
+        return tuple(out)
 
     def view(self, length: int | None = None) -> ChainView:
         """A view of the first `length` tokens (all of them by default)."""
@@ -151,9 +156,19 @@ class ChainView(Sequence[int]):
 
     def __iter__(self) -> Iterator[int]:
         yield from self._prompt
-        at = self._chain.at
-        for i in range(self._len):
-            yield at(i)
+        left = self._len
+        for block in self._chain._blocks:  # whole blocks: iterated in C, not per index
+            if left >= len(block):
+                yield from block
+                left -= len(block)
+            else:
+                yield from block[:left]
+                return
+
+    def to_tuple(self) -> tuple[int, ...]:
+        """The tokens as a tuple, copied a block at a time (C slices, not a Python loop:
+        a real driver copies each pass's chain to send it to a worker process)."""
+        return self._prompt + self._chain.copy_range(0, self._len)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (ChainView, tuple, list)):
@@ -174,3 +189,8 @@ def with_prompt(prompt: tuple[int, ...], tokens: Sequence[int], length: int) -> 
             return tokens
         return ChainView(tokens._chain, length, prompt, len(prompt))
     return prompt + tuple(tokens[:length])
+
+
+def as_tuple(tokens: Sequence[int]) -> tuple[int, ...]:
+    """`tokens` as a tuple: a view's `to_tuple`, else `tuple(tokens)`."""
+    return tokens.to_tuple() if type(tokens) is ChainView else tuple(tokens)

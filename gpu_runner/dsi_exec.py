@@ -20,6 +20,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from dsi_ref.chain import as_tuple
 from dsi_ref.config import RunConfig
 from dsi_ref.scheduler import (
     CancelDraft,
@@ -82,14 +83,14 @@ def run_dsi_real(
             if isinstance(cmd, StartDraft):
                 pos, chain = cmd.position, cmd.tokens
                 cost = passes.cost(False, pos, 1)
-                workers.submit(0, PassJob(cmd.draft_id, "draft", tuple(chain), pos, pos, cost))
+                workers.submit(0, PassJob(cmd.draft_id, "draft", as_tuple(chain), pos, pos, cost))
                 spans[("drafter", cmd.draft_id)] = (pos, 1)
                 rec.event(t, "draft_start", id=cmd.draft_id, pos=pos)
             elif isinstance(cmd, StartTask):
                 task_server[cmd.task_id] = cmd.server
                 cost = passes.cost(True, cmd.first, cmd.last - cmd.first + 1)
                 spans[("target", cmd.task_id)] = (cmd.first, cmd.last - cmd.first + 1)
-                job = PassJob(cmd.task_id, "score", tuple(cmd.tokens), cmd.first, cmd.last, cost)
+                job = PassJob(cmd.task_id, "score", as_tuple(cmd.tokens), cmd.first, cmd.last, cost)
                 workers.submit(1 + cmd.server, job)
                 rec.event(t, "task_start", id=cmd.task_id, server=cmd.server)
             elif isinstance(cmd, QueueTask):

@@ -19,7 +19,8 @@ from dsi_ref.latency import Latency
 from gpu_runner.cost_fit import PassRow, fitted_latency
 
 WINDOW = 32  # latest decode passes per model the fit reads
-REFIT_EVERY = 4  # passes between fits once both models are timed (a fit costs ~0.1 ms)
+REFIT_EVERY = 16  # passes between fits once both models are timed (a fit costs ~0.1 ms)
+MOVE = 0.05  # a new fit replaces the plan only when a cost moved by more than this share
 
 
 class OnlinePlan:
@@ -41,7 +42,8 @@ class OnlinePlan:
     def observe(self, row: PassRow) -> tuple[Latency, Latency] | None:
         """Take in one pass that ran to its end; the new plan when a fit is due (at once
         when both models' decode passes are first timed, then every `refit_every`
-        passes) and differs from the last, else None."""
+        passes) and some cost moved by more than MOVE from the plan, else None (each
+        new plan makes the scheduler re-predict its running passes)."""
         model, first = row[0], row[1]
         if model not in self._decode:
             raise InvalidConfig(f"pass model must be 'target' or 'drafter', got {show(model)}")
@@ -56,7 +58,7 @@ class OnlinePlan:
         if fit is None:
             return None
         self._since = 0
-        if fit == self.plan:
+        if self.plan is not None and not _moved(self.plan, fit):
             return None
         self.plan = fit
         self.fits += 1
@@ -74,3 +76,12 @@ class OnlinePlan:
                 return None
             fits.append(lat)
         return fits[0], fits[1]
+
+
+def _moved(old: tuple[Latency, Latency], new: tuple[Latency, Latency]) -> bool:
+    """Did any cost of `new` move from `old`'s by more than MOVE of the larger?"""
+    for a, b in zip(old, new, strict=True):
+        for x, y in ((a.ttft, b.ttft), (a.tpot, b.tpot), (a.per_position, b.per_position)):
+            if abs(x - y) > MOVE * max(x, y):
+                return True
+    return False

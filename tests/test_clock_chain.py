@@ -2,7 +2,7 @@
 
 A list model runs beside the chain: every view taken must keep showing the tokens
 it showed when it was taken, whatever is appended or forked later, and must read
-(len, index, slices, iteration, equality, hash) exactly like that tuple.
+(len, index, slices, iteration, to_tuple, equality, hash) exactly like that tuple.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsi_ref.chain import BLOCK, ChainView, TokenChain, with_prompt
+from dsi_ref.chain import BLOCK, ChainView, TokenChain, as_tuple, with_prompt
 
 # ops: ("append", token) | ("fork", fraction of the length) | ("view", fraction)
 OPS = st.lists(
@@ -35,6 +35,7 @@ def _reads_like(
 ) -> None:
     assert len(view) == len(expect)
     assert tuple(view) == expect
+    assert view.to_tuple() == expect and as_tuple(view) == expect  # the block-copy path
     assert view == expect and view == list(expect) and expect == view
     assert hash(view) == hash(expect)
     for i in (0, len(expect) // 2, len(expect) - 1, -1, -len(expect)):

@@ -110,3 +110,15 @@ def test_given_plan_and_waits_are_planned_with_as_given() -> None:
     assert (w.plan, w.planned) == ("given", (waits.target, waits.drafter))
     si = run(target, drafter, [1, 2], RunnerConfig(algorithm="si", max_new_tokens=6, k=2))
     assert (si.plan, si.planned, si.summary()["planned_ms"]) == (None, None, None)
+
+
+def test_a_move_within_five_percent_keeps_the_plan() -> None:
+    plan = OnlinePlan(refit_every=1)
+    plan.observe(("target", 1, 1, 0.0100))
+    first = plan.observe(("drafter", 1, 1, 0.0020))
+    assert first is not None
+    assert plan.observe(("target", 1, 1, 0.0104)) is None  # median 10.2 ms: 2% off
+    assert plan.plan == first
+    moved = plan.observe(("target", 1, 1, 0.0120))  # median 10.4 ms: still within 5%
+    assert moved is None
+    assert plan.observe(("target", 1, 1, 0.0130)) is not None  # median 11.2 ms: 11% off
