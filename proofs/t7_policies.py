@@ -35,13 +35,17 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     by the end of a verification task scoring below it, or, only at P >= 3, by the
     pass scoring it started beside the first task; L14: a task starts by its
     submission or the ends of the tasks before it; L15, P >= 3: a task that starts at
-    its submission has its last at an SI bonus). Proved there: L1, L3, L8..L14, L2 at
-    every P, L4/L5 after a rejection (every P), L6 (so L4) and L7 at every P except
-    for a task started at its submission with an SI-drafted last (claim G at P <= 2,
-    L15 at P >= 3), and at P = 1 (so, by L11, at P = 2) L4 and L5 for every cycle; so
-    (b) is proved at P = 1 and P = 2. At P = 3 (so every P >= 3) L15 and two cases of
-    L5 (a task started at its submission that is the cut last block or scores past
-    the rejected position) are checked only.
+    its submission has its last at an SI bonus, FALSE: a counterexample is checked
+    there; L16: until an epoch's first extension its blocks are SI's cycles). Proved
+    there: L1, L3, L8..L14, L16, L2 at every P, L4/L5 after a rejection (every P), L6
+    (so L4) and L7 at every P except for a task started at its submission with an
+    SI-drafted last (claim G at P <= 2; at P >= 3 it occurs, only after an extension),
+    and at P = 1 (so, by L11, at P = 2) L4 and L5 for every cycle; so (b) is proved at
+    P = 1 and P = 2, and at every P for runs where no task is extended. At P = 3 (so
+    every P >= 3) L7 for those tasks and two cases of L5 (a task started at its
+    submission after an extension in its epoch, holding SI's bonus of the committed
+    position's cycle before its last, or scoring past the rejected position) are
+    checked only.
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a
     rejection is never delayed by it; the head verification always finds a server

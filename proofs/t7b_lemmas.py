@@ -48,16 +48,22 @@ Lemmas (the names of their checks):
   (an extended one: its original's), at the end of a task started before it in the
   epoch, or when a held server is released; and no later than the latest of its
   submission and the ends of the tasks started before it in the epoch.
-- L15 (P >= 3): a verification task with first >= 1 and last L <= z that starts at its
-  submission, not extended, has L at an SI bonus position (false at P = 1 in the first
-  epoch of L12). With L13, L14 and L7 for the earlier tasks it gives L7 at P >= 3.
+- L15 (P >= 3), FALSE: "a verification task with first >= 1 and last L <= z that starts
+  at its submission, not extended, has L at an SI bonus position". L15_COUNTEREXAMPLE
+  (T0 = T = 1, D0 = D = 1/8, k = 2, n = 23, P = 3, all accepted) has such a task with L
+  drafted by SI; L7, L5 and the theorem hold there (check `l15_is_false_l7_holds`). Not
+  in `lemma_failures`: `_start_failures` lists those tasks when asked.
+- L16 (phase, every P; checked by the monitor): in an epoch from a, the i-th verification
+  block (i = 0, 1, ...) submitted before the epoch's first extension (`_extended`
+  lengthening a task) scores up to min(a + (i + 1)(k + 1) - 1, n - 1): SI's cycle
+  j0 + i's bonus while that cycle starts at or before z.
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
 1..3) on its seven latency settings plus two with T0 < T and D <= T0, and seeded
 random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` without
 drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6,
-L7, L8 and L15; `safe` without spare_server breaks L9 at P = 3 and L11 at P = 2; blocks
+L7, L8 and L16; `safe` without spare_server breaks L9 at P = 3 and L11 at P = 2; blocks
 that leave a one-position gap break L10; a pause that waits for passes ending within
 2 D breaks L13; a scheduler that dispatches nothing at task ends breaks L14; the
 condition D <= T0 is necessary (the counterexample below breaks L4
@@ -79,7 +85,16 @@ from dsi_ref.pattern import PATTERN_DRAFTER, PATTERN_TARGET, PatternChooser, run
 from dsi_ref.policies import SAFE, Policy
 from dsi_ref.prob import Dist
 from dsi_ref.result import RunResult
-from dsi_ref.scheduler import _HELD, CancelTask, Command, DSIScheduler, Event, StartTask, TaskDone
+from dsi_ref.scheduler import (
+    _HELD,
+    CancelTask,
+    Command,
+    DSIScheduler,
+    Event,
+    QueueTask,
+    StartTask,
+    TaskDone,
+)
 from dsi_ref.si import run_si
 from dsi_ref.virtual import run_dsi
 from proofs.registry import check
@@ -96,7 +111,8 @@ GRID_LATENCIES: tuple[Lat, ...] = (*LATENCIES, *SHORT_PREFILL)
 
 
 class _Monitor(DSIScheduler[Dist]):
-    """The real scheduler; records a violation of L2, L8, L9, L10 or L11 after every call."""
+    """The real scheduler; records a violation of L2, L8, L9, L10 or L11 after every call,
+    and of L16 at every block submitted."""
 
     violations: list[str] = []  # noqa: RUF012 - reset by each run
 
@@ -104,16 +120,32 @@ class _Monitor(DSIScheduler[Dist]):
         super().__init__(*args, **kwargs)
         self._extended_ids: set[int] = set()  # tasks resubmitted by _extended
         self._epoch: list[tuple[int, int, bool]] = []  # (first, last, extended) started
+        self._phase = (0, 0, False)  # L16: (epoch start a, blocks submitted, extended yet)
 
     def _extended(self, tid: int, c: int, out: list[Command]) -> int:
         new = super()._extended(tid, c, out)
         if new != tid:
             self._extended_ids.add(new)
+            self._phase = (self._phase[0], self._phase[1], True)
         return new
+
+    def _submit_block(self, out: list[Command]) -> None:
+        done = len(out)
+        super()._submit_block(out)
+        a, i, extended = self._phase
+        if extended or len(out) == done:
+            return
+        block = out[-1]
+        assert isinstance(block, QueueTask) and block.kind == "verify"
+        want = min(a + (i + 1) * (self.k + 1) - 1, self.n - 1)
+        if block.last != want:  # L16: off SI's phase before any extension
+            _Monitor.violations.append(f"L16: block {i} of the epoch from {a} ends at {block.last}")
+        self._phase = (a, i + 1, False)
 
     def _reject(self, out: list[Command]) -> None:
         super()._reject(out)
         self._epoch = []  # a new epoch: nothing before the rejection is used again
+        self._phase = (len(self.s.committed), 0, False)
 
     def _progress(self, out: list[Command]) -> None:
         done = len(out)
@@ -175,7 +207,7 @@ class Pair:
 
     dsi: RunResult
     si: RunResult
-    violations: tuple[str, ...]  # L2, L8..L11: from the monitored scheduler
+    violations: tuple[str, ...]  # L2, L8..L11, L16: from the monitored scheduler
     tpot: F  # T, the target's pass cost at a position >= 1
     same_as_p1: bool  # L11: at P = 2, the run's events (server numbers aside) are P = 1's
     cfg: RunConfig
@@ -335,15 +367,18 @@ def _pause_failures(trace: dict[str, Any], own: list[int] | None = None) -> Iter
             done = None
 
 
-def _start_failures(pair: Pair, s: _Times) -> Iterator[str]:
+def _start_failures(
+    pair: Pair, s: _Times, off_phase: list[tuple[F, int, int]] | None = None
+) -> Iterator[str]:
     """L14: a verification task of an epoch starts at its submission (before any
     extension), at the end of a task started before it in the epoch, or when a held
     server is released; and no later than the latest of its submission and the ends of
     the tasks started before it in the epoch. L7 for extended tasks: one that
     `_extended` made at its start (first >= 1, last L <= z, the epoch's rejected
-    position) starts by Sigma'_L - T wherever L is. L15 (P >= 3): a verification task
-    (first >= 1, L <= z) that starts at its submission, not extended, has L at an SI
-    bonus position."""
+    position) starts by Sigma'_L - T wherever L is. Into `off_phase` (if given): every
+    verification task (first >= 1, L <= z) that starts at its submission, not extended,
+    with L drafted by SI, as (start, first, last): what L15 said never occurs at P >= 3
+    (false: L15_COUNTEREXAMPLE)."""
     assert pair.dsi.trace is not None
     trace, target, prefill = pair.dsi.trace, pair.tpot, pair.cfg.target_latency.ttft
     n = pair.cfg.max_tokens
@@ -401,18 +436,15 @@ def _start_failures(pair: Pair, s: _Times) -> Iterator[str]:
                 if first[i] >= 1 and last <= z:
                     if i in extended and t > s.work_start[last] - target:
                         yield f"L7: extended task {i} starts {t} > {s.work_start[last] - target}"
-                    if (
-                        pair.cfg.servers >= 3
-                        and i not in extended
-                        and t == sub[i]
-                        and last in s.draft
-                    ):
-                        yield f"L15: task {i} starts at its submission {t}, SI drafts {last}"
+                    submitted = i not in extended and t == sub[i]
+                    if off_phase is not None and submitted and last in s.draft:
+                        off_phase.append((t, first[i], last))
             epoch.append(i)
 
 
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L15 and the theorem on one instance: a line per failure."""
+    """Every lemma L1..L14, L16 and the theorem on one instance: a line per failure
+    (L15 is false: `l15_is_false_l7_holds`)."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
@@ -518,11 +550,11 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L15 and tau_x <= tau'_x: every pattern n <= 6, k and P in 1..3,
-    nine latency settings (two with T0 < T, D <= T0)."""
+    """(b)'s lemmas L1..L14, L16 and tau_x <= tau'_x: every pattern n <= 6, k and P in
+    1..3, nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L15 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L14, L16 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
 
 
 # L13's second case (a pause released by the pass scoring the paused position, started
@@ -544,13 +576,50 @@ def safe_lemmas_on_random_runs() -> tuple[int, str]:
     assert pair.dsi.trace is not None
     own: list[int] = []
     assert list(_pause_failures(pair.dsi.trace, own)) == [] and own == [3], own
-    return runs + 1, "L1..L15 and tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)"
+    return runs + 1, "L1..L14, L16, tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)"
+
+
+# L15 is false: T0 = T = 1, D0 = D = 1/8, k = 2, n = 23, P = 3, all accepted. SI's bonus
+# positions are 2, 5, .., 20 and 22. The block 6..7 is queued at 1 beside the head pass
+# 0..2 and the speculative 3..5, and starts at 5/4, when the head pass ends, extended to
+# score 6..10 (the drafter, never paused at T = 8 D, has the drafts up to 9). Later blocks
+# follow it off SI's phase: the block 19..20 is done at 21/8, the instant the pass 10..13
+# ends, and only the head pass 13..18 runs, so its pass 19..21 starts at once.
+L15_COUNTEREXAMPLE = (_cfg(23, 2, 3, (F(1), F(1), F(1, 8), F(1, 8)), "safe"), (True,) * 23)
+# The same after a rejection: D = 23/195, k = 2, n = 33, only the draft at 8 rejected. The
+# epoch from 9 has SI's bonuses 11, 14, .., 29, 32; the pass 28..30 starts at its
+# submission 941/195.
+L15_LATER_EPOCH = (
+    _cfg(33, 2, 3, (F(1), F(1), F(23, 195), F(23, 195)), "safe"),
+    tuple(x != 8 for x in range(33)),
+)
+
+
+@check(theorem="T7", method="counterexample")
+def l15_is_false_l7_holds() -> tuple[int, str]:
+    """L15 fails on L15_COUNTEREXAMPLE: a task started at its submission, not extended,
+    scores 19..21 and SI drafts 21; and on L15_LATER_EPOCH, after a rejection, the same
+    with 28..30. Every lemma in `lemma_failures` (L7 and L5 at those tasks included) and
+    tau_x <= tau'_x hold on both."""
+    want = {
+        L15_COUNTEREXAMPLE: ([(F(21, 8), 19, 21)], F(37, 8), F(79, 8)),
+        L15_LATER_EPOCH: ([(F(941, 195), 28, 30)], F(1262, 195), F(2651, 195)),
+    }
+    for (cfg, pat), (tasks, dsi, si) in want.items():
+        pair = run_pair(cfg, pat)
+        assert list(lemma_failures(pair)) == []
+        assert pair.si.trace is not None
+        off: list[tuple[F, int, int]] = []
+        assert list(_start_failures(pair, _times(pair.si.trace), off)) == []
+        assert off == tasks, off
+        assert (pair.dsi.latency, pair.si.latency) == (dsi, si)
+    return 2, "L15 false: 19..21 starts at its submission 21/8, SI drafts 21; L7 holds"
 
 
 @check(theorem="T7", method="exhaustive")
 def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     """Controls: `safe` without drafter_pause breaks L1 (a draft held past a rejection)
-    and the theorem; `safe` without fresh_blocks breaks L6, L7, L8 and L15; `safe` without
+    and the theorem; `safe` without fresh_blocks breaks L6, L7, L8 and L16; `safe` without
     spare_server breaks L9 at P = 3 and L11 at P = 2; `safe` without extend_on_start
     breaks L12; blocks leaving a gap break L10; a pause waiting for passes ending
     within 2 D breaks L13; no dispatch at task ends breaks L14;
@@ -578,7 +647,7 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     caught = first_caught({"L1", "theorem"}, (1,), policy=no_pause)
     # Without fresh blocks a cycle scores k - 1 new drafts: its drafter and passes fall
     # behind SI's (L6, L7), which the proof of L4/L5 after a full acceptance rests on.
-    late = first_caught({"L6", "L7", "L8", "L15"}, (1, 2, 3), policy=no_fresh)
+    late = first_caught({"L6", "L7", "L8", "L16"}, (1, 2, 3), policy=no_fresh)
     # Without the spare server two speculative tasks run at once at P = 3 (L9), and at
     # P = 2 one starts beside the head task, so P = 2 no longer runs as P = 1 (L11).
     crowded = first_caught({"L9"}, (3,), policy=no_spare)

@@ -10,12 +10,16 @@ from fractions import Fraction as F
 from dsi_ref.policies import SAFE
 from proofs.t7_policies import _cfg
 from proofs.t7b_lemmas import (
+    L15_COUNTEREXAMPLE,
+    L15_LATER_EPOCH,
     OWN_PASS_RELEASE,
     _GapMonitor,
     _LateStartMonitor,
     _LongPauseMonitor,
     _Monitor,
     _pause_failures,
+    _start_failures,
+    _times,
     lemma_failures,
     random_instances,
     run_pair,
@@ -151,10 +155,25 @@ def test_no_dispatch_at_task_ends_breaks_l14() -> None:
     assert any(f.startswith("L14") for f in fails), fails
 
 
-def test_no_fresh_blocks_breaks_l15() -> None:
+def test_no_fresh_blocks_breaks_l16() -> None:
     """Planted: without fresh blocks a block starts at the last position of the one
-    before, so at P = 3 a pass started at its submission ends off SI's bonus (L15)."""
+    before, so the second block of an epoch ends off SI's bonus with no extension (L16)."""
     no_fresh = dataclasses.replace(SAFE, name="planted-no-fresh", fresh_blocks=False)
     cfg = _cfg(4, 1, 3, (F(1), F(1), F(1, 10), F(1, 10)), "safe")
     fails = list(lemma_failures(run_pair(cfg, (True, True, False, False), no_fresh)))
-    assert any(f.startswith("L15") for f in fails), fails
+    assert any(f.startswith("L16") for f in fails), fails
+
+
+def test_l15_is_false() -> None:
+    """A pass started at its submission, not extended, ends at a position SI drafts, in
+    the first epoch and after a rejection; L7 and every checked lemma hold there."""
+    for (cfg, pat), task in (
+        (L15_COUNTEREXAMPLE, (F(21, 8), 19, 21)),
+        (L15_LATER_EPOCH, (F(941, 195), 28, 30)),
+    ):
+        pair = run_pair(cfg, pat)
+        assert list(lemma_failures(pair)) == []
+        assert pair.si.trace is not None
+        off: list[tuple[F, int, int]] = []
+        assert list(_start_failures(pair, _times(pair.si.trace), off)) == []
+        assert off == [task]
