@@ -17,6 +17,7 @@ is reissued, and each fault is recorded in the trace as a `fault` event.
 
 from __future__ import annotations
 
+import time
 from fractions import Fraction
 from typing import Any
 
@@ -67,7 +68,8 @@ def run_dsi_real(
     # Cancelled passes that still run (non-preemptive): their end frees the drafter / server.
     held_drafts: set[int] = set()
     held_tasks: dict[int, int] = {}  # task id -> server
-    spans: dict[tuple[str, int], tuple[int, int]] = {}  # (worker kind, id) -> (first, positions)
+    # (worker kind, id) -> (first, positions, perf_counter_ns at submission)
+    spans: dict[tuple[str, int], tuple[int, int, int]] = {}
     log: list[tuple[str, int, int, float]] = []
     clock = Clock()
     times: list[float] = []
@@ -84,14 +86,15 @@ def run_dsi_real(
                 pos, chain = cmd.position, cmd.tokens
                 cost = passes.cost(False, pos, 1)
                 workers.submit(0, PassJob(cmd.draft_id, "draft", as_tuple(chain), pos, pos, cost))
-                spans[("drafter", cmd.draft_id)] = (pos, 1)
+                spans[("drafter", cmd.draft_id)] = (pos, 1, time.perf_counter_ns())
                 rec.event(t, "draft_start", id=cmd.draft_id, pos=pos)
             elif isinstance(cmd, StartTask):
                 task_server[cmd.task_id] = cmd.server
                 cost = passes.cost(True, cmd.first, cmd.last - cmd.first + 1)
-                spans[("target", cmd.task_id)] = (cmd.first, cmd.last - cmd.first + 1)
                 job = PassJob(cmd.task_id, "score", as_tuple(cmd.tokens), cmd.first, cmd.last, cost)
                 workers.submit(1 + cmd.server, job)
+                span = (cmd.first, cmd.last - cmd.first + 1, time.perf_counter_ns())
+                spans[("target", cmd.task_id)] = span
                 rec.event(t, "task_start", id=cmd.task_id, server=cmd.server)
             elif isinstance(cmd, QueueTask):
                 rec.event(
@@ -142,22 +145,27 @@ def run_dsi_real(
     overruns = 0
     cuts: list[tuple[bool, Cut]] = []  # (target, cut)
     execute(sched.start(), clock.now())
+    got = 0  # perf_counter_ns when the last report came in
     while not done:
+        if online is not None and got:
+            online.handled((time.perf_counter_ns() - got) / 1e9)  # the driver's own work
         rep = workers.next_report(None)
         record_faults(rec, clock, workers)
         if rep is None:
             continue
         if rep.error is not None:  # a typed error (bad model output): not a fault
             raise rep.error
+        got = time.perf_counter_ns()
         kind = "drafter" if rep.worker == 0 else "target"
-        first, width = spans.pop((kind, rep.ident))
+        first, width, sent = spans.pop((kind, rep.ident))
         if isinstance(rep.result, Cut):
             cuts.append((rep.worker != 0, rep.result))
         elif not rep.skipped:
             overruns += rep.overrun
-            row = (kind, first, width, (rep.ended - rep.started) / 1e9)
-            log.append(row)
-            plan = online.observe(row) if online is not None else None
+            log.append((kind, first, width, (rep.ended - rep.started) / 1e9))
+            # The plan's cost of a pass is what the scheduler waits for: from its submission
+            # to its report, the hop to the worker and back included (gpu_runner.online_plan).
+            plan = online.observe((kind, first, width, (got - sent) / 1e9)) if online else None
             if plan is not None:
                 sched.replan(*plan)
         t = clock.now()

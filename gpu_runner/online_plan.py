@@ -5,18 +5,20 @@ pause, the spare server, rule 3) would compare guessed costs, and a guess that a
 pass is a tenth of a target pass, far off for a pair whose passes are dominated by
 per-call overhead, lets the drafter start drafts that a rejection then holds it in.
 `OnlinePlan` fits the costs from the run's passes so far (cost_fit.fitted_latency over
-the latest `window` decode passes of each model, and its prefills) and the executor
-hands each new fit to the scheduler (`DSIScheduler.replan`). Passes that ended are the
-past, so the tokens do not change (T6); only when passes start does.
+the latest `window` decode passes of each model, and its prefills, each timed by the
+driver from submission to report, plus the median time the driver takes over a report)
+and the executor hands each new fit to the scheduler (`DSIScheduler.replan`). Passes
+that ended are the past, so the tokens do not change (T6); only when passes start does.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections import deque
 
 from dsi_ref.errors import InvalidConfig, show
 from dsi_ref.latency import Latency
-from gpu_runner.cost_fit import PassRow, fitted_latency
+from gpu_runner.cost_fit import PassRow, fitted_latency, micro
 
 WINDOW = 32  # latest decode passes per model the fit reads
 REFIT_EVERY = 16  # passes between fits once both models are timed (a fit costs ~0.1 ms)
@@ -34,6 +36,7 @@ class OnlinePlan:
             m: deque(maxlen=window) for m in ("target", "drafter")
         }
         self._prefill: dict[str, list[PassRow]] = {"target": [], "drafter": []}
+        self._handling: deque[float] = deque(maxlen=window)
         self._every = refit_every
         self._since = 0
         self.plan: tuple[Latency, Latency] | None = None  # the latest fit
@@ -64,6 +67,12 @@ class OnlinePlan:
         self.fits += 1
         return fit
 
+    def handled(self, seconds: float) -> None:
+        """Take in how long the driver took over one report (the scheduler's step and
+        the passes it started): every pass waits for it once, so the fit adds its median
+        to each model's costs."""
+        self._handling.append(seconds)
+
     def _fit(self) -> tuple[Latency, Latency] | None:
         """Both models' costs, once each has a decode pass (a prefill alone says
         nothing of the passes that follow it)."""
@@ -74,6 +83,9 @@ class OnlinePlan:
             lat = fitted_latency([*self._prefill[model], *self._decode[model]], model)
             if lat is None:
                 return None
+            if self._handling:
+                h = micro(statistics.median(self._handling))
+                lat = Latency(lat.ttft + h, lat.tpot + h, lat.per_position)
             fits.append(lat)
         return fits[0], fits[1]
 

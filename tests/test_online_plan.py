@@ -122,3 +122,16 @@ def test_a_move_within_five_percent_keeps_the_plan() -> None:
     moved = plan.observe(("target", 1, 1, 0.0120))  # median 10.4 ms: still within 5%
     assert moved is None
     assert plan.observe(("target", 1, 1, 0.0130)) is not None  # median 11.2 ms: 11% off
+
+
+def test_the_driver_handling_time_is_added_to_every_pass() -> None:
+    plan = OnlinePlan(refit_every=1)
+    plan.handled(0.0005)
+    plan.handled(0.0003)
+    plan.handled(0.0004)  # median 0.4 ms
+    plan.observe(("target", 0, 2, 0.006))
+    plan.observe(("target", 1, 1, 0.004))
+    fit = plan.observe(("drafter", 1, 1, 0.001))
+    assert fit is not None
+    assert (fit[0].ttft, fit[0].tpot) == (F(64, 10_000), F(44, 10_000))
+    assert (fit[1].ttft, fit[1].tpot) == (F(14, 10_000), F(14, 10_000))
