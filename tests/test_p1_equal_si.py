@@ -1,6 +1,6 @@
 """At one server, when no second draft fits beside a verification, `safe` is SI exactly.
 
-Claim (docs/theorems.md T7 (c)): P = 1, non-preemptive clock, T0 = T, D0 = D, D <= T and
+Claim (docs/theorems.md T7 (e)): P = 1, non-preemptive clock, T0 = T, D0 = D, D <= T and
 2 D > T + k * per_position. Then `safe` commits every position at SI's time, on every
 acceptance pattern. Why: each SI cycle drafts k positions from its start s, verifies
 k + 1 positions until e = s + k D + T + k per_position; `safe` drafts the same positions
