@@ -15,6 +15,13 @@ times inside the runs (the target's at k + 1 positions, the drafter's), which sh
 contention a prediction from isolated costs leaves out. A warm-up round is dropped. A
 script, not a pytest-benchmark suite: the quantities are paired ratios, which
 pytest-benchmark does not pair.
+
+In every round, after the runner's runs, transformers' assisted generation runs on the
+same pair, prompt, N, a and seed in timing mode (`gpu_runner.assisted_timing`: it accepts
+exactly the drafts the runner's keyed rule accepts): its defaults (k = 20 constant,
+confidence threshold 0.4), its heuristic schedule from k = 5, constant k = 5 and k = 3.
+It runs in this process with one torch thread, whatever the backend; its rows ("hf") pair
+it with that backend's SI of the same round. Its wall is the `generate` call's.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import statistics
 import torch
 
 from gpu_runner.api import RunnerConfig, run
+from gpu_runner.assisted_timing import assisted_timing_run
 from gpu_runner.predict import cancel_granularity, isolated_costs, predict
 from gpu_runner.result import RealRun
 from gpu_runner.tiny import timing_pair
@@ -42,6 +50,14 @@ RUNS: list[Run] = [
     ("dsi", "paper", "measured"),
     ("dsi", "paper", "default"),
 ]
+# transformers' assisted generation: (num_assistant_tokens, schedule) in the drafter's
+# generation config; None keeps transformers' defaults (20, "constant").
+ASSISTED: dict[str, tuple[int | None, str | None]] = {
+    "defaults": (None, None),
+    "heuristic": (K, "heuristic"),
+    "constant-5": (5, "constant"),
+    "constant-3": (3, "constant"),
+}
 
 
 def _pass_ms(r: RealRun, kind: str, width: int = 1) -> float:
@@ -70,6 +86,8 @@ def main() -> None:
             ratio: dict[Run, list[float]] = {r: [] for r in RUNS}
             held: dict[Run, list[float]] = {r: [] for r in RUNS}
             passes: dict[Run, list[tuple[float, float]]] = {r: [] for r in RUNS}
+            hf: dict[str, list[float]] = {s: [] for s in ASSISTED}
+            hf_passes: dict[str, tuple[int, int]] = {}
             for i in range(rounds + 1):
                 tl, dl = isolated_costs(target, drafter, PROMPT, base, backend)
                 for key in RUNS:
@@ -87,6 +105,14 @@ def main() -> None:
                     ratio[key].append(r.wall / float(pred))
                     held[key].append(r.wall / float(predict(r, K, 1, tl, dl, policy)))
                     passes[key].append((_pass_ms(r, "target", K + 1), _pass_ms(r, "drafter")))
+                for setting, (k, schedule) in ASSISTED.items():
+                    hr = assisted_timing_run(
+                        target, drafter, PROMPT, N, seed=1, acceptance=A,
+                        num_assistant_tokens=k, schedule=schedule,
+                    )  # fmt: skip
+                    if i > 0:
+                        hf[setting].append(hr.wall)
+                        hf_passes[setting] = len(hr.log.target), len(hr.log.drafter)
             si = wall[RUNS[0]]
             for key in RUNS:
                 w = wall[key]
@@ -98,6 +124,13 @@ def main() -> None:
                     f"  (no layer cut {_span(held[key])})"
                     f"  target pass at k+1 {_span([t for t, _ in passes[key]])} ms"
                     f"  drafter pass {_span([d for _, d in passes[key]])} ms"
+                )
+            for setting, w in hf.items():
+                t_passes, d_passes = hf_passes[setting]
+                print(
+                    f"{name:9s} hf  {setting:10s}    wall {statistics.median(w):.3f} s"
+                    f"  SI/this {_span([a / b for a, b in zip(si, w, strict=True)])}"
+                    f"  target passes {t_passes}  drafter passes {d_passes}"
                 )
 
 

@@ -9,7 +9,9 @@ paper's policy and transformers, with real forwards on this machine.
   (`gpu_runner.predict.isolated_costs`: an SI and a non-SI run, no two passes
   overlapping), each run beside the virtual clock's prediction from those costs.
 - The trained tiny pair (128 tokens, greedy and T = 1): transformers' `generate`,
-  assisted generation (its heuristic schedule, and k = 3 constant), and the runner's SI
+  assisted generation (its defaults, its heuristic schedule from k = 5, and k = 3
+  constant: set on the drafter's generation config, the one transformers 5.x reads), and
+  the runner's SI
   k = 3 and DSI P = 1 (`safe`, `paper`) on processes; tokens/s in extra_info.
 Assertions check what ran, never time.
 """
@@ -17,8 +19,8 @@ Assertions check what ran, never time.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -28,8 +30,10 @@ pytest.importorskip("transformers")
 from pytest_benchmark.fixture import BenchmarkFixture  # noqa: E402
 from timing_setup import DRAFTER, PROMPT, TARGET, A, K, N, isolated_on  # noqa: E402
 
+from dsi_ref.randomness import Key, Purpose, keyed_uniform  # noqa: E402
 from dsi_ref.sampling import SamplingConfig  # noqa: E402
 from gpu_runner.api import RunnerConfig, run  # noqa: E402
+from gpu_runner.assisted_timing import AssistedRun, assisted_timing_run  # noqa: E402
 from gpu_runner.predict import cancel_granularity, predict  # noqa: E402
 from gpu_runner.result import RealRun  # noqa: E402
 from gpu_runner.tiny import load_tiny_pair  # noqa: E402
@@ -38,6 +42,14 @@ from gpu_runner.transport.processes import ProcessBackend  # noqa: E402
 
 TINY_N = 128
 RUNS = [("si", "safe"), ("dsi", "safe"), ("dsi", "paper")]  # SI ignores a fixed-k policy
+# transformers' assisted generation: (num_assistant_tokens, schedule) in the drafter's
+# generation config; None keeps transformers' defaults (20, "constant").
+ASSISTED: dict[str, tuple[int | None, str | None]] = {
+    "defaults": (None, None),
+    "heuristic": (K, "heuristic"),
+    "constant-5": (5, "constant"),
+    "constant-3": (3, "constant"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +58,16 @@ def pool() -> Iterator[ProcessBackend]:
         yield p
 
 
-def _timed(benchmark: BenchmarkFixture, go: Any, rounds: int = 3) -> tuple[RealRun, float]:
+R = TypeVar("R", RealRun, AssistedRun)
+
+
+def _timed(benchmark: BenchmarkFixture, go: Callable[[], R], rounds: int = 3) -> tuple[R, float]:
+    """The last run and the median of its rounds' walls (the warm-up round left out)."""
     walls: list[float] = []
 
-    def once() -> RealRun:
-        r: RealRun = go()
-        walls.append(r.wall)  # first token to last: excludes the workers' start
+    def once() -> R:
+        r = go()
+        walls.append(r.wall)  # RealRun: to the last commit, workers started; AssistedRun: generate
         return r
 
     r = benchmark.pedantic(once, rounds=rounds, iterations=1, warmup_rounds=1)
@@ -86,6 +102,28 @@ def test_timing_pair(
     )
 
 
+@pytest.mark.parametrize("setting", list(ASSISTED))
+def test_timing_pair_assisted(benchmark: BenchmarkFixture, setting: str) -> None:
+    k, schedule = ASSISTED[setting]
+
+    def go() -> AssistedRun:
+        return assisted_timing_run(
+            TARGET, DRAFTER, PROMPT, N, seed=1, acceptance=A,
+            num_assistant_tokens=k, schedule=schedule,
+        )  # fmt: skip
+
+    r, wall = _timed(benchmark, go)
+    assert len(r.tokens) == N
+    verdicts = r.log.verdicts(N)
+    assert verdicts == {p: keyed_uniform(1, Key(p, Purpose.ACCEPT)) < A for p in verdicts}
+    benchmark.extra_info.update(
+        measured_s=wall,
+        target_forwards=len(r.log.target),
+        drafter_forwards=len(r.log.drafter),
+        acceptance=sum(verdicts.values()) / max(1, len(verdicts)),
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny() -> tuple[Any, Any, list[int]]:
     t, d = load_tiny_pair()
@@ -95,8 +133,15 @@ def tiny() -> tuple[Any, Any, list[int]]:
 SAMPLE = {"greedy": False, "T=1": True}
 
 
+TINY_ASSISTED: dict[str, tuple[int | None, str | None]] = {
+    "assisted-defaults": (None, None),
+    "assisted-heuristic": (5, "heuristic"),
+    "assisted-constant-3": (3, "constant"),
+}
+
+
 @pytest.mark.parametrize("mode", list(SAMPLE))
-@pytest.mark.parametrize("method", ["generate", "assisted-heuristic", "assisted-constant-3"])
+@pytest.mark.parametrize("method", ["generate", *TINY_ASSISTED])
 def test_tiny_transformers(
     benchmark: BenchmarkFixture, tiny: tuple[Any, Any, list[int]], method: str, mode: str
 ) -> None:
@@ -104,15 +149,20 @@ def test_tiny_transformers(
     kw: dict[str, Any] = dict(
         max_new_tokens=TINY_N, min_new_tokens=TINY_N, do_sample=SAMPLE[mode], pad_token_id=0
     )
-    gc = t.generation_config
+    # transformers 5.x reads the lookahead and its schedule from the assistant's config
+    # (a heuristic k persists there: set afresh every round).
+    gc = d.generation_config
     saved = (gc.num_assistant_tokens, gc.num_assistant_tokens_schedule)
     if method != "generate":
         kw["assistant_model"] = d
-        if method == "assisted-constant-3":
-            gc.num_assistant_tokens, gc.num_assistant_tokens_schedule = 3, "constant"
     ids = torch.tensor([prompt])
 
     def once() -> Any:
+        if method != "generate":
+            k, schedule = TINY_ASSISTED[method]
+            gc.num_assistant_tokens, gc.num_assistant_tokens_schedule = saved
+            if k is not None:
+                gc.num_assistant_tokens, gc.num_assistant_tokens_schedule = k, schedule
         torch.manual_seed(0)
         with torch.no_grad():
             return t.generate(ids, **kw)
