@@ -11,8 +11,8 @@ paper's policy and transformers, with real forwards on this machine.
 - The trained tiny pair (128 tokens, greedy and T = 1): transformers' `generate`,
   assisted generation (its defaults, its heuristic schedule from k = 5, and k = 3
   constant: set on the drafter's generation config, the one transformers 5.x reads), and
-  the runner's SI
-  k = 3 and DSI P = 1 (`safe`, `paper`) on processes; tokens/s in extra_info.
+  the runner's SI k = 3 and DSI P = 1 (`safe`, `paper`), and both with the heuristic
+  lookahead from k = 5 (`adaptive`), on processes; tokens/s in extra_info.
 Assertions check what ran, never time.
 """
 
@@ -175,20 +175,29 @@ def test_tiny_transformers(
     benchmark.extra_info["tokens_per_s"] = TINY_N / benchmark.stats.stats.median
 
 
+# The runner's runs on the tiny pair: fixed k = 3, and the heuristic lookahead from k = 5
+# (policy `adaptive`; SI reads only its lookahead), as transformers' "assisted-heuristic".
+TINY_RUNS = [(alg, policy, 3) for alg, policy in RUNS] + [
+    ("si", "adaptive", 5),
+    ("dsi", "adaptive", 5),
+]
+
+
 @pytest.mark.parametrize("mode", list(SAMPLE))
-@pytest.mark.parametrize("alg,policy", RUNS)
+@pytest.mark.parametrize("alg,policy,k", TINY_RUNS)
 def test_tiny_runner(
     benchmark: BenchmarkFixture,
     pool: ProcessBackend,
     tiny: tuple[Any, Any, list[int]],
     alg: str,
     policy: str,
+    k: int,
     mode: str,
 ) -> None:
     t, d, prompt = tiny
     sampling = SamplingConfig(greedy=not SAMPLE[mode])
     cfg = RunnerConfig(
-        algorithm=alg, max_new_tokens=TINY_N, k=3, servers=1, sampling=sampling, policy=policy
+        algorithm=alg, max_new_tokens=TINY_N, k=k, servers=1, sampling=sampling, policy=policy
     )
     r, wall = _timed(benchmark, lambda: run(t, d, prompt, cfg, backend=pool))
     assert len(r.tokens) == TINY_N
