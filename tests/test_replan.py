@@ -138,22 +138,8 @@ class _RandomReplans(RunParts):
         self.seed, self.forget_now = seed, forget_now
 
     def scheduler(self, cfg: RunConfig, rule: VerifyRule[Dist]) -> DSIScheduler[Dist]:
-        s: _Replanning = _Replanning.__new__(_Replanning)
-        DSIScheduler.__init__(  # from_config's arguments, on the subclass
-            s,
-            cfg.max_tokens,
-            cfg.k,
-            cfg.servers,
-            rule,
-            cfg.target_latency.ttft,
-            cfg.target_latency.tpot,
-            target_per_position=cfg.target_latency.per_position,
-            preemptive=cfg.preemptive,
-            policy=POLICIES[cfg.policy],
-            drafter_ttft=cfg.drafter_latency.ttft,
-            drafter_tpot=cfg.drafter_latency.tpot,
-            cancel_layers=cfg.cancel_layers,
-        )
+        s = _Replanning.from_config(cfg, rule)  # a classmethod: builds the subclass
+        assert isinstance(s, _Replanning)
         s.rng = random.Random(self.seed)
         s.forget_now = self.forget_now
         return s
