@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -14,10 +16,13 @@ torch.set_num_threads(1)  # 2 busy cores: intra-op threads make a 1 ms forward t
 VOCAB = 32
 
 
-def llama(seed: int, hidden: int, layers: int = 2, vocab: int = VOCAB) -> torch.nn.Module:
+def llama(
+    seed: int, hidden: int, layers: int = 2, vocab: int = VOCAB, dtype: Any = None
+) -> torch.nn.Module:
+    """A random Llama, float64 unless `dtype` says otherwise."""
     return random_llama(
         seed,
-        dtype=torch.float64,
+        dtype=torch.float64 if dtype is None else dtype,
         vocab_size=vocab,
         hidden_size=hidden,
         intermediate_size=2 * hidden,

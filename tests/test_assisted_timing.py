@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 import pytest
-from gpu_fixtures import torch
+from gpu_fixtures import llama, torch
 
 from dsi_ref.errors import InvalidConfig
 from dsi_ref.randomness import Key, Purpose, keyed_uniform
@@ -25,7 +25,6 @@ from gpu_runner.api import RunnerConfig, run
 from gpu_runner.assisted_timing import AssistedLog, assisted_timing_run, keyed_acceptance
 from gpu_runner.errors import IncompatiblePair
 from gpu_runner.passes import BernoulliRule
-from gpu_runner.tiny import random_llama
 
 V, N = 32, 24
 PROMPT = [1, 2, 3, 4]
@@ -42,16 +41,7 @@ DEFAULT_K = 20
 
 
 def _llama(seed: int, hidden: int, vocab: int = V) -> Any:
-    return random_llama(
-        seed,
-        dtype=torch.float32,
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
+    return llama(seed, hidden, vocab=vocab, dtype=torch.float32)
 
 
 TARGET, DRAFTER = _llama(0, 32), _llama(1, 16)
