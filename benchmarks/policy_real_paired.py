@@ -9,7 +9,8 @@ an SI run and a short non-SI run, no two passes overlapping; per-position cost a
 driver's per-pass overhead included) and then runs SI, and DSI `safe` and `paper`
 each planning with those costs (RunnerConfig.plan) and with the runner's default
 costs, so that box drift is shared within a round. Prints, per backend and run: median wall,
-SI/this per round, measured/predicted per round (the clock cutting cancelled passes
+SI/this and measured/predicted per round as median [95% sign-test interval of the
+median, benchmarks/paired_stats.py] (the clock cutting cancelled passes
 between layers as the run did, and in brackets without that), and the median pass
 times inside the runs (the target's at k + 1 positions, the drafter's), which show any
 contention a prediction from isolated costs leaves out. A warm-up round is dropped. A
@@ -31,6 +32,7 @@ import math
 import statistics
 
 import torch
+from paired_stats import show_ci
 
 from gpu_runner.api import RunnerConfig, run
 from gpu_runner.assisted_timing import assisted_timing_run
@@ -119,8 +121,8 @@ def main() -> None:
                 print(
                     f"{name:9s} {key[0]:3s} {key[1]:5s} plan {key[2]:8s}"
                     f" wall {statistics.median(w):.3f} s"
-                    f"  SI/this {_span([a / b for a, b in zip(si, w, strict=True)])}"
-                    f"  meas/pred {_span(ratio[key])}"
+                    f"  SI/this {show_ci([a / b for a, b in zip(si, w, strict=True)])}"
+                    f"  meas/pred {show_ci(ratio[key])}"
                     f"  (no layer cut {_span(held[key])})"
                     f"  target pass at k+1 {_span([t for t, _ in passes[key]])} ms"
                     f"  drafter pass {_span([d for _, d in passes[key]])} ms"
@@ -129,7 +131,7 @@ def main() -> None:
                 t_passes, d_passes = hf_passes[setting]
                 print(
                     f"{name:9s} hf  {setting:10s}    wall {statistics.median(w):.3f} s"
-                    f"  SI/this {_span([a / b for a, b in zip(si, w, strict=True)])}"
+                    f"  SI/this {show_ci([a / b for a, b in zip(si, w, strict=True)])}"
                     f"  target passes {t_passes}  drafter passes {d_passes}"
                 )
 

@@ -4,7 +4,8 @@
 
 This box's speed drifts by tens of percent over minutes, so methods timed minutes apart
 are not comparable; here every round runs every method once, back to back, and each is
-reported as its wall over SI's wall of the same round (median and range over rounds).
+reported by SI's wall of the same round over its own: median over rounds and the 95%
+sign-test interval of that median (benchmarks/paired_stats.py).
 128 tokens from "def fib(n):", one torch thread per worker; the runner on the processes
 backend (one drafter, one server): SI k = 3, DSI `safe` k = 3 (its default plan: the run's
 own pass costs), SI and DSI with the heuristic lookahead from k = 5 (`adaptive`);
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from paired_stats import show_ci
 
 from dsi_ref.sampling import SamplingConfig
 from gpu_runner.api import RunnerConfig, run
@@ -97,13 +99,12 @@ def main() -> None:
                 walls[name].append(go())
     mode = "greedy" if ns.greedy else "T = 1"
     print(f"tiny pair, {mode}, {N} tokens, {ns.rounds} rounds: "
-          "tokens/s median, SI/this median (range)")  # fmt: skip
+          "tokens/s median, SI/this median [95% interval]")  # fmt: skip
     for name, ws in walls.items():
         ratio = [si / w for si, w in zip(walls["SI k=3"], ws, strict=True)]
         extra = f"  acceptance {statistics.fmean(acc[name]):.3f}" if name in acc else ""
-        mid, lo, hi = statistics.median(ratio), min(ratio), max(ratio)
-        print(f"{name:24s} {N / statistics.median(ws):6.0f} tok/s  SI/this "
-              f"{mid:.2f} ({lo:.2f}-{hi:.2f}){extra}")  # fmt: skip
+        print(f"{name:24s} {N / statistics.median(ws):6.0f} tok/s  "
+              f"SI/this {show_ci(ratio)}{extra}")  # fmt: skip
 
 
 if __name__ == "__main__":  # worker processes import this module again
