@@ -33,6 +33,9 @@ def median_ci(xs: Sequence[float], level: float = 0.95) -> tuple[float, float, f
 
 
 def show_ci(xs: Sequence[float]) -> str:
-    """'median [low-high]' with the 95% sign-test interval."""
+    """'median [low-high]' with the 95% sign-test interval; 'median (range low-high)'
+    below 6 rounds, where none exists."""
     m, lo, hi = median_ci(xs)
+    if len(xs) < 6:
+        return f"{m:.2f} (range {lo:.2f}-{hi:.2f})"
     return f"{m:.2f} [{lo:.2f}-{hi:.2f}]"

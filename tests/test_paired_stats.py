@@ -52,5 +52,6 @@ def test_known_values_and_small_samples() -> None:
     assert ps.median_ci([1.0, 2.0]) == (1.5, 1.0, 2.0)  # no 95% interval: the range
     assert ps.median_ci(list(range(10))) == (4.5, 1, 8)
     assert ps.show_ci([1.0, 1.1, 0.9, 1.2, 1.05, 0.95]) == "1.02 [0.90-1.20]"
+    assert ps.show_ci([1.0, 1.2]) == "1.10 (range 1.00-1.20)"
     with pytest.raises(ValueError, match="no rounds"):
         ps.median_ci([])
