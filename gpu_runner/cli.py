@@ -430,6 +430,15 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
         if rates:
             shown = " ".join(f"{x:.2f}" for x in rates[:8]) + (" ..." if len(rates) > 8 else "")
             print(f"{r['algorithm']} acceptance by block position (0, 1, ...): {shown}")
+    for r in rows:
+        plan = r.get("planned_ms")
+        if plan:
+            t, d = plan["target"], plan["drafter"]
+            how = "fitted from the run's own passes" if r.get("plan") == "online" else "given"
+            print(
+                f"{r['algorithm']} planned with pass costs in ms ({how}): target TTFT {t[0]:g}, "
+                f"TPOT {t[1]:g}, per extra position {t[2]:g}; drafter TTFT {d[0]:g}, TPOT {d[1]:g}"
+            )
     by = {r["algorithm"]: r for r in rows}
     if "dsi" in by:
         for other in ("si", "nonsi"):

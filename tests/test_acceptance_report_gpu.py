@@ -40,3 +40,18 @@ def test_printed(capsys: pytest.CaptureFixture[str]) -> None:
     row.update(predicted_s=None, text="")
     _print_table([row])
     assert "si acceptance by block position (0, 1, ...): 1.00 1.00" in capsys.readouterr().out
+
+
+def test_printed_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    """DSI's plan is printed, with where it came from; SI plans nothing and prints none."""
+    rows = []
+    for alg in ("si", "dsi"):
+        row = run(TARGET, DRAFTER, PROMPT, RunnerConfig(algorithm=alg, max_new_tokens=12)).summary()
+        row.update(predicted_s=None, text="")
+        rows.append(row)
+    _print_table(rows)
+    out = capsys.readouterr().out
+    t = rows[1]["planned_ms"]["target"]
+    how = "(fitted from the run's own passes)"
+    assert f"dsi planned with pass costs in ms {how}: target TTFT {t[0]:g}" in out
+    assert not any(line.startswith("si planned") for line in out.splitlines())
