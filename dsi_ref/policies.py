@@ -21,6 +21,10 @@ Knobs:
 - `extend_on_start` (non-preemptive clock only): a queued verification task that
   reaches a server scores every draft ready by then, not only the k it was cut at
   (it is resubmitted with the longer block at the instant it starts).
+- `extend_servers` (with extend_on_start): extend_on_start acts only when the run has
+  P <= this many target servers (None: at every P). `safe` sets 2: at P >= 3 its
+  extensions are what T7 (b)'s written proof could not cover, and without them (b) is
+  proved at every P (docs/theorems.md T7 (b)); at P <= 2 (b) is proved with them.
 - `fresh_blocks` (non-preemptive clock only): the draft made beside a verification
   task (at its last scored position, SI's bonus position) belongs to that task, and
   the next block holds k drafts after it. The paper counts it as the next block's
@@ -44,8 +48,9 @@ SI reads only the `lookahead` knob (`si_next_k`, dsi_ref.si): with `adaptive` or
 block, with the others k is fixed.
 
 Named policies: `safe` (the default: never slower than SI at the same k, pathwise, when
-the drafter's pass is no longer than either target pass, D <= min(T0, T): proved at P = 1
-and 2, checked on instances at P >= 3, which runs as P = 3; docs/theorems.md T7 (b)),
+the drafter's pass is no longer than either target pass, D <= min(T0, T): proved at every
+P, with extend_on_start acting only at P <= 2; every P >= 3 runs as P = 3;
+docs/theorems.md T7 (b)),
 `eager` (safe without the limit of one speculative server: faster in expectation with
 many servers, but only within D of SI pathwise), `paper` (the paper's: every move as
 early as possible; best in expectation with several servers, but it can lose to SI and,
@@ -77,12 +82,16 @@ class Policy:
     drafter_pause: bool = False
     spare_server: bool = False
     extend_on_start: bool = False
+    extend_servers: int | None = None
     fresh_blocks: bool = False
     max_speculative: int | None = None
     chain: bool = True
     lookahead: str = "fixed"
 
     def __post_init__(self) -> None:
+        x = self.extend_servers
+        if x is not None and (type(x) is not int or x < 1):
+            raise InvalidConfig(f"extend_servers must be an int >= 1 or None, got {show(x)}")
         if self.lookahead not in LOOKAHEADS:
             raise InvalidConfig(
                 f"lookahead must be one of {LOOKAHEADS}, got {show(self.lookahead)}"
@@ -95,13 +104,17 @@ SAFE = Policy(
     drafter_pause=True,
     spare_server=True,
     extend_on_start=True,
+    extend_servers=2,
     fresh_blocks=True,
     max_speculative=1,
     chain=False,
 )
-EAGER = dataclasses.replace(SAFE, name="eager", max_speculative=None, chain=True)
-ADAPTIVE = dataclasses.replace(SAFE, name="adaptive", lookahead="heuristic")
-MEASURED = dataclasses.replace(SAFE, name="measured", lookahead="measured")
+# The policies derived from SAFE keep extend_on_start at every P, as before.
+EAGER = dataclasses.replace(
+    SAFE, name="eager", max_speculative=None, chain=True, extend_servers=None
+)
+ADAPTIVE = dataclasses.replace(SAFE, name="adaptive", lookahead="heuristic", extend_servers=None)
+MEASURED = dataclasses.replace(SAFE, name="measured", lookahead="measured", extend_servers=None)
 PAPER_ADAPTIVE = Policy("paper-adaptive", lookahead="heuristic")
 
 POLICIES: dict[str, Policy] = {

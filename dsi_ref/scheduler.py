@@ -294,7 +294,9 @@ class DSIScheduler(Generic[D]):
         held = not preemptive
         self._pause = held and policy.drafter_pause
         self._spare = held and policy.spare_server
-        self._extend = held and policy.extend_on_start
+        self._extend = (
+            held and policy.extend_on_start and servers <= (policy.extend_servers or servers)
+        )
         self._fresh = held and policy.fresh_blocks
         self._chain = preemptive or policy.chain  # rule 3 (at n - 1 it always runs)
         self._adaptive = policy.lookahead == "heuristic"

@@ -19,7 +19,8 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
 
 (b) `safe` is never slower than SI at the same k, pathwise, for every P >= 1,
     when D0 <= T0, D <= T and D <= T0 (the last is needed when T0 < T:
-    proofs.t7b_lemmas has the counterexample). Exhaustive: every pattern,
+    proofs.t7b_lemmas has the counterexample). `safe` extends a queued task at its
+    start (extend_on_start) only at P <= 2 (extend_servers = 2). Exhaustive: every pattern,
     n <= 6, k in {1, 2, 3}, seven latency settings, P = 1, 2, 3; and safe never has
     more than 2 servers busy or held, so every P >= 3 runs as P = 3 (proved in
     docs/theorems.md from L8, L9; checked here on the grid and on 300 random runs up
@@ -36,16 +37,14 @@ the pathwise timing claims is the acceptance pattern indexed by absolute positio
     pass scoring it started beside the first task; L14: a task starts by its
     submission or the ends of the tasks before it; L15, P >= 3: a task that starts at
     its submission has its last at an SI bonus, FALSE: a counterexample is checked
-    there; L16: until an epoch's first extension its blocks are SI's cycles). Proved
-    there: L1, L3, L8..L14, L16, L2 at every P, L4/L5 after a rejection (every P), L6
-    (so L4) and L7 at every P except for a task started at its submission with an
-    SI-drafted last (claim G at P <= 2; at P >= 3 it occurs, only after an extension),
-    and at P = 1 (so, by L11, at P = 2) L4 and L5 for every cycle; so (b) is proved at
-    P = 1 and P = 2, and at every P for runs where no task is extended. At P = 3 (so
-    every P >= 3) L7 for those tasks and two cases of L5 (a task started at its
-    submission after an extension in its epoch, holding SI's bonus of the committed
-    position's cycle before its last, or scoring past the rejected position) are
-    checked only.
+    there; L16: until an epoch's first extension its blocks are SI's cycles; L17: no
+    task is extended at P >= 3). Proved there: L1, L3, L8..L14, L16, L2 at every P,
+    L4/L5 after a rejection (every P), L6 (so L4) and L7 at every P except for a task
+    started at its submission with an SI-drafted last (claim G at P <= 2; at P >= 3
+    such a task comes only after an extension, L16, and `safe` extends nothing there,
+    L17), and at P = 1 (so, by L11, at P = 2) L4 and L5 for every cycle; so (b) is
+    PROVED at every P. (The earlier `safe`, extending at every P, had (b) proved at
+    P >= 3 only for its runs without extension: proofs.t7b_lemmas.EXTENDED_SAFE.)
     Why it can hold: the drafter never starts a draft that a running verification
     could cancel mid-pass (drafter_pause), so SI's drafter restart after a
     rejection is never delayed by it; the head verification always finds a server
@@ -86,8 +85,8 @@ Checks (registered below), all on the real code:
 - exhaustive (b) and the additive bounds, with planted policies that break (b):
   `paper` (slower than SI at P = 1) and `safe` without fresh_blocks.
 - (b) for every P: safe's schedule at P = 3 equals its schedule at P = 16 (at most
-  two servers busy or held), on the grid and on 300 longer random runs; planted:
-  `eager`, whose schedule depends on P.
+  two servers busy or held; the extension gate reads P only as P <= 2), on the grid
+  and on 300 longer random runs; planted: `eager`, whose schedule depends on P.
 - the counterexamples of (b) and (c) as exact numbers.
 """
 
@@ -247,7 +246,8 @@ def _same_for_large_p(policy: str, cases: list[tuple[RunConfig, tuple[bool, ...]
 def safe_schedule_is_the_same_for_every_p_from_3() -> tuple[int, str]:
     """(b) for every P: safe never has more than 2 servers busy or held at once, so
     its schedule at any P >= 3 is its schedule at P = 3 (the dispatch reads P only
-    through 'a server is free' and 'two servers are free'). Checked: the grid of (b)
+    through 'a server is free' and 'two servers are free', the extension gate only
+    through 'P <= 2'). Checked: the grid of (b)
     and 300 random longer runs (n <= 40, k <= 6), P = 3 against P = 16. Planted:
     `eager` uses more servers and its schedule changes with P."""
     import random

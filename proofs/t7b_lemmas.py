@@ -1,6 +1,7 @@
 """T7(b)'s lemmas, checked on the real code (docs/theorems.md, T7 (b)).
 
-Setting: the non-preemptive virtual clock, policy `safe`, per_position = 0, latencies
+Setting: the non-preemptive virtual clock, policy `safe` (extend_on_start only at
+P <= 2: `extend_servers` = 2), per_position = 0, latencies
 T0, T (target), D0, D (drafter) with D0 <= T0, D <= T and D <= T0. Both runs share
 the acceptance pattern (dsi_ref.pattern). Per position x, read from the two traces:
 - tau_x, tau'_x: DSI's and SI's commit times;
@@ -44,19 +45,26 @@ Lemmas (the names of their checks):
   draft at x - 1 ended starts at the end of a verification task B with first_B < x and
   last L_B <= x; L_B = x only when B started beside a task scoring position 0 (the
   run's first task, so P >= 3 and the first epoch). With L7 it gives L6 at every P.
+  (The clause "L_B = x only ..." is proved where extension acts; at P >= 3, where
+  `safe` does not extend, it is checked here, and L6 does not need it.)
 - L14 (task starts, every P): a verification task of an epoch starts at its submission
   (an extended one: its original's), at the end of a task started before it in the
   epoch, or when a held server is released; and no later than the latest of its
   submission and the ends of the tasks started before it in the epoch.
-- L15 (P >= 3), FALSE: "a verification task with first >= 1 and last L <= z that starts
-  at its submission, not extended, has L at an SI bonus position". L15_COUNTEREXAMPLE
-  (T0 = T = 1, D0 = D = 1/8, k = 2, n = 23, P = 3, all accepted) has such a task with L
-  drafted by SI; L7, L5 and the theorem hold there (check `l15_is_false_l7_holds`). Not
-  in `lemma_failures`: `_start_failures` lists those tasks when asked.
+- L15 (P >= 3), FALSE for EXTENDED_SAFE, the earlier `safe` that extends at every P:
+  "a verification task with first >= 1 and last L <= z that starts at its submission,
+  not extended, has L at an SI bonus position". L15_COUNTEREXAMPLE (T0 = T = 1,
+  D0 = D = 1/8, k = 2, n = 23, P = 3, all accepted) has such a task with L drafted by
+  SI; L7, L5 and the theorem hold there (check `l15_is_false_l7_holds`). Not in
+  `lemma_failures`: `_start_failures` lists those tasks when asked. For `safe` at
+  P >= 3 (no extension) L16 makes every block an SI cycle, so no such task exists.
 - L16 (phase, every P; checked by the monitor): in an epoch from a, the i-th verification
   block (i = 0, 1, ...) submitted before the epoch's first extension (`_extended`
   lengthening a task) scores up to min(a + (i + 1)(k + 1) - 1, n - 1): SI's cycle
   j0 + i's bonus while that cycle starts at or before z.
+- L17 (no extension at P >= 3; the monitor): at P >= 3 no task is lengthened by
+  `_extended`, so every run of `safe` there is a run without extension, the case
+  docs/theorems.md T7 (b) proves at P >= 3. Planted: EXTENDED_SAFE breaks it.
 - Theorem: tau_x <= tau'_x for every x (so T_safe <= T_SI).
 
 Instances: the grid of proofs.t7_policies (every pattern, n <= 6, k in 1..3, P in
@@ -65,7 +73,8 @@ random runs (n <= 30, k <= 6, P <= 4, rational latencies). Planted: `safe` witho
 drafter_pause breaks L1 (and the theorem); `safe` without fresh_blocks breaks L6,
 L7, L8 and L16; `safe` without spare_server breaks L9 at P = 3 and L11 at P = 2; blocks
 that leave a one-position gap break L10; a pause that waits for passes ending within
-2 D breaks L13; a scheduler that dispatches nothing at task ends breaks L14; the
+2 D breaks L13; a scheduler that dispatches nothing at task ends breaks L14;
+EXTENDED_SAFE (the earlier `safe`, extend_on_start at every P) breaks L17 at P >= 3; the
 condition D <= T0 is necessary (the counterexample below breaks L4
 and the theorem).
 """
@@ -108,11 +117,14 @@ SHORT_PREFILL: tuple[Lat, ...] = (
     (F(2, 3), F(1), F(1, 6), F(2, 3)),
 )
 GRID_LATENCIES: tuple[Lat, ...] = (*LATENCIES, *SHORT_PREFILL)
+# The earlier `safe` (before 2026-12-07): extend_on_start at every P. T7 (b)'s written
+# proof at P >= 3 covered only its runs without extension; L15's counterexamples are its.
+EXTENDED_SAFE = dataclasses.replace(SAFE, name="safe-extend-every-p", extend_servers=None)
 
 
 class _Monitor(DSIScheduler[Dist]):
     """The real scheduler; records a violation of L2, L8, L9, L10 or L11 after every call,
-    and of L16 at every block submitted."""
+    of L16 at every block submitted and of L17 at every extension."""
 
     violations: list[str] = []  # noqa: RUF012 - reset by each run
 
@@ -127,6 +139,11 @@ class _Monitor(DSIScheduler[Dist]):
         if new != tid:
             self._extended_ids.add(new)
             self._phase = (self._phase[0], self._phase[1], True)
+            if len(self.servers) >= 3:  # L17: safe extends only at P <= 2
+                t = self.s.tasks[new]
+                _Monitor.violations.append(
+                    f"L17: task {t.first}..{t.last} extended at P = {len(self.servers)}"
+                )
         return new
 
     def _submit_block(self, out: list[Command]) -> None:
@@ -207,7 +224,7 @@ class Pair:
 
     dsi: RunResult
     si: RunResult
-    violations: tuple[str, ...]  # L2, L8..L11, L16: from the monitored scheduler
+    violations: tuple[str, ...]  # L2, L8..L11, L16, L17: from the monitored scheduler
     tpot: F  # T, the target's pass cost at a position >= 1
     same_as_p1: bool  # L11: at P = 2, the run's events (server numbers aside) are P = 1's
     cfg: RunConfig
@@ -443,8 +460,8 @@ def _start_failures(
 
 
 def lemma_failures(pair: Pair) -> Iterator[str]:
-    """Every lemma L1..L14, L16 and the theorem on one instance: a line per failure
-    (L15 is false: `l15_is_false_l7_holds`)."""
+    """Every lemma L1..L14, L16, L17 and the theorem on one instance: a line per failure
+    (L15 is false for EXTENDED_SAFE: `l15_is_false_l7_holds`)."""
     assert pair.dsi.trace is not None and pair.si.trace is not None
     d, s = _times(pair.dsi.trace), _times(pair.si.trace)
     n = len(d.commit)
@@ -550,11 +567,11 @@ def _first_failure(cases: Iterator[tuple[RunConfig, tuple[bool, ...]]]) -> tuple
 
 @check(theorem="T7", method="exhaustive")
 def safe_lemmas_on_grid() -> tuple[int, str]:
-    """(b)'s lemmas L1..L14, L16 and tau_x <= tau'_x: every pattern n <= 6, k and P in
-    1..3, nine latency settings (two with T0 < T, D <= T0)."""
+    """(b)'s lemmas L1..L14, L16, L17 and tau_x <= tau'_x: every pattern n <= 6, k and P
+    in 1..3, nine latency settings (two with T0 < T, D <= T0)."""
     runs, bad = _first_failure(grid())
     assert bad is None, bad
-    return runs, f"L1..L14, L16 and tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
+    return runs, f"L1..L14, L16, L17, tau_x <= tau'_x on every pattern n <= {N_MAX}, P = 1, 2, 3"
 
 
 # L13's second case (a pause released by the pass scoring the paused position, started
@@ -576,10 +593,15 @@ def safe_lemmas_on_random_runs() -> tuple[int, str]:
     assert pair.dsi.trace is not None
     own: list[int] = []
     assert list(_pause_failures(pair.dsi.trace, own)) == [] and own == [3], own
-    return runs + 1, "L1..L14, L16, tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)"
+    return (
+        runs + 1,
+        "L1..L14, L16, L17, tau_x <= tau'_x on 300 random runs (+1: L13's own-pass case)",
+    )
 
 
-# L15 is false: T0 = T = 1, D0 = D = 1/8, k = 2, n = 23, P = 3, all accepted. SI's bonus
+# L15 is false for EXTENDED_SAFE (the earlier `safe`, which extends at P >= 3; the
+# current `safe` does not, L17): T0 = T = 1, D0 = D = 1/8, k = 2, n = 23, P = 3, all
+# accepted. SI's bonus
 # positions are 2, 5, .., 20 and 22. The block 6..7 is queued at 1 beside the head pass
 # 0..2 and the speculative 3..5, and starts at 5/4, when the head pass ends, extended to
 # score 6..10 (the drafter, never paused at T = 8 D, has the drafts up to 9). Later blocks
@@ -597,23 +619,29 @@ L15_LATER_EPOCH = (
 
 @check(theorem="T7", method="counterexample")
 def l15_is_false_l7_holds() -> tuple[int, str]:
-    """L15 fails on L15_COUNTEREXAMPLE: a task started at its submission, not extended,
-    scores 19..21 and SI drafts 21; and on L15_LATER_EPOCH, after a rejection, the same
-    with 28..30. Every lemma in `lemma_failures` (L7 and L5 at those tasks included) and
-    tau_x <= tau'_x hold on both."""
+    """L15 fails for EXTENDED_SAFE (the earlier `safe`) on L15_COUNTEREXAMPLE: a task
+    started at its submission, not extended, scores 19..21 and SI drafts 21; and on
+    L15_LATER_EPOCH, after a rejection, the same with 28..30. Every lemma in
+    `lemma_failures` but L17 (it extends at P = 3) (L7 and L5 at those tasks included)
+    and tau_x <= tau'_x hold on both. The current `safe` has no such task there (L16)."""
     want = {
         L15_COUNTEREXAMPLE: ([(F(21, 8), 19, 21)], F(37, 8), F(79, 8)),
         L15_LATER_EPOCH: ([(F(941, 195), 28, 30)], F(1262, 195), F(2651, 195)),
     }
     for (cfg, pat), (tasks, dsi, si) in want.items():
-        pair = run_pair(cfg, pat)
-        assert list(lemma_failures(pair)) == []
+        pair = run_pair(cfg, pat, EXTENDED_SAFE)
+        fails = list(lemma_failures(pair))
+        assert fails and all(f.startswith("L17") for f in fails), fails
         assert pair.si.trace is not None
         off: list[tuple[F, int, int]] = []
         assert list(_start_failures(pair, _times(pair.si.trace), off)) == []
         assert off == tasks, off
         assert (pair.dsi.latency, pair.si.latency) == (dsi, si)
-    return 2, "L15 false: 19..21 starts at its submission 21/8, SI drafts 21; L7 holds"
+        now = run_pair(cfg, pat)  # the current safe: no extension, every block SI's cycle
+        assert list(lemma_failures(now)) == []
+        off = []
+        assert list(_start_failures(now, _times(pair.si.trace), off)) == [] and off == []
+    return 4, "L15 false for the earlier safe: 19..21 starts at 21/8, SI drafts 21; L7 holds"
 
 
 @check(theorem="T7", method="exhaustive")
@@ -622,7 +650,8 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     and the theorem; `safe` without fresh_blocks breaks L6, L7, L8 and L16; `safe` without
     spare_server breaks L9 at P = 3 and L11 at P = 2; `safe` without extend_on_start
     breaks L12; blocks leaving a gap break L10; a pause waiting for passes ending
-    within 2 D breaks L13; no dispatch at task ends breaks L14;
+    within 2 D breaks L13; no dispatch at task ends breaks L14; the earlier `safe`
+    (EXTENDED_SAFE, extension at every P) breaks L17 at P >= 3 (seeded random runs);
     and D > T0 breaks L4 and the theorem (the condition is needed)."""
     no_pause = dataclasses.replace(SAFE, name="planted-no-pause", drafter_pause=False)
     no_fresh = dataclasses.replace(SAFE, name="planted-no-fresh", fresh_blocks=False)
@@ -671,6 +700,16 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
     pause = first_caught({"L13"}, (1,), cls=_LongPauseMonitor)
     # Dispatch skipped at task ends: a task freed by an end starts at a later draft's end.
     late_start = first_caught({"L14"}, (1,), cls=_LateStartMonitor)
+    # The earlier safe extends a task at P >= 3 (what the proof there does not cover). The
+    # grid (n <= 6) has no such run; the seeded random runs have.
+    extends: set[str] = set()
+    for cfg, pat in random_instances(300, seed=11):
+        if cfg.servers >= 3:
+            runs += 1
+            extends |= {f.split(":")[0] for f in lemma_failures(run_pair(cfg, pat, EXTENDED_SAFE))}
+            if "L17" in extends:
+                break
+    assert extends == {"L17"}, f"planted extension at P >= 3: {sorted(extends)} caught"
     # D > T0 (so T0 < T): the draft at SI's bonus position cannot be ready when the
     # first pass ends, and DSI commits every position against a draft.
     lat = (F(1, 2), F(1), F(1, 2), F(1))
@@ -689,5 +728,5 @@ def planted_lemma_breakers_are_caught() -> tuple[int, str]:
         f"no spare server: {sorted(crowded)} (P = 3), {sorted(two)} (P = 2) caught; "
         f"no extend_on_start: {sorted(short)} caught; gapped blocks: L10 caught; "
         f"long pause: {sorted(pause)} caught; late start: {sorted(late_start)} caught; "
-        f"D > T0: safe 2 > SI 1"
+        f"earlier safe at P >= 3: {sorted(extends)} caught; D > T0: safe 2 > SI 1"
     )

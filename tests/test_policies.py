@@ -114,6 +114,21 @@ def test_bad_policy_names_are_refused(bad: Any) -> None:
         Policy("x", lookahead="sometimes")
 
 
+@pytest.mark.parametrize("bad", [0, -1, 2.0, True, "2"])
+def test_bad_extend_servers_is_refused(bad: Any) -> None:
+    with pytest.raises(InvalidConfig, match="extend_servers must be") as e:
+        Policy("x", extend_on_start=True, extend_servers=bad)
+    assert repr(bad) in str(e.value)
+
+
+def test_safe_extends_only_up_to_two_servers() -> None:
+    """`safe` extends queued tasks at P <= 2 only (docs/theorems.md T7 (b)); the policies
+    derived from it keep extending at every P."""
+    assert POLICIES["safe"].extend_servers == 2
+    for name in ("eager", "adaptive", "measured"):
+        assert POLICIES[name].extend_on_start and POLICIES[name].extend_servers is None
+
+
 def test_default_policy_is_safe() -> None:
     assert DEFAULT_POLICY == "safe" and RunConfig(3, 1, 1).policy == "safe"
     assert get_policy(POLICIES["paper"]) is POLICIES["paper"]

@@ -10,6 +10,7 @@ from fractions import Fraction as F
 from dsi_ref.policies import SAFE
 from proofs.t7_policies import _cfg
 from proofs.t7b_lemmas import (
+    EXTENDED_SAFE,
     L15_COUNTEREXAMPLE,
     L15_LATER_EPOCH,
     OWN_PASS_RELEASE,
@@ -165,15 +166,36 @@ def test_no_fresh_blocks_breaks_l16() -> None:
 
 
 def test_l15_is_false() -> None:
-    """A pass started at its submission, not extended, ends at a position SI drafts, in
-    the first epoch and after a rejection; L7 and every checked lemma hold there."""
+    """For the earlier `safe` (extension at every P): a pass started at its submission, not
+    extended, ends at a position SI drafts, in the first epoch and after a rejection; L7
+    and every checked lemma but L17 (it extends at P = 3) hold there. The current `safe`
+    extends nothing at P = 3, and has no such pass there."""
     for (cfg, pat), task in (
         (L15_COUNTEREXAMPLE, (F(21, 8), 19, 21)),
         (L15_LATER_EPOCH, (F(941, 195), 28, 30)),
     ):
-        pair = run_pair(cfg, pat)
-        assert list(lemma_failures(pair)) == []
+        pair = run_pair(cfg, pat, EXTENDED_SAFE)
+        fails = list(lemma_failures(pair))
+        assert fails and all(f.startswith("L17") for f in fails), fails
         assert pair.si.trace is not None
         off: list[tuple[F, int, int]] = []
         assert list(_start_failures(pair, _times(pair.si.trace), off)) == []
         assert off == [task]
+        now = run_pair(cfg, pat)
+        assert list(lemma_failures(now)) == []
+        off = []
+        assert list(_start_failures(now, _times(pair.si.trace), off)) == [] and off == []
+
+
+def test_safe_extends_only_at_p_2_or_less() -> None:
+    """`safe` (extend_servers = 2) extends tasks at P <= 2 and none at P >= 3, where the
+    earlier `safe` did (L17 catches it); at P <= 2 the two run identically."""
+    cfg, pat = L15_COUNTEREXAMPLE
+    assert list(lemma_failures(run_pair(cfg, pat))) == []
+    assert any(f.startswith("L17") for f in lemma_failures(run_pair(cfg, pat, EXTENDED_SAFE)))
+    for servers in (1, 2):
+        one = dataclasses.replace(cfg, servers=servers)
+        a, b = run_pair(one, pat), run_pair(one, pat, EXTENDED_SAFE)
+        assert a.dsi.trace == b.dsi.trace
+        no_ext = dataclasses.replace(SAFE, name="planted-no-extend", extend_on_start=False)
+        assert run_pair(one, pat, no_ext).dsi.trace != a.dsi.trace  # it does extend here
