@@ -156,8 +156,9 @@ def generate(
     drafter probability is below it (SI and DSI; None: off). `layer_cancel`: a cancelled
     pass stops at the next decoder layer (threads, processes and ray backends). `plan_*` =
     (TTFT, TPOT) in seconds: the pass costs DSI's policy plans with (its pause, spare
-    server and rule 3 compare predicted ends; default: the injected waits, else target
-    1, drafter 1/10); measured ones make the run what the virtual clock predicts. `backend`:
+    server and rule 3 compare predicted ends; default: the injected waits, else the run's
+    own pass costs, fitted as it goes, gpu_runner.online_plan); costs measured before the
+    run make it what the virtual clock predicts with them. `backend`:
     "threads", "processes" (one OS process per worker), "ray" (one actor per worker; a model
     given as a path is loaded by each actor from that path, which every node must hold), or an open
     `ProcessBackend` / `RayBackend` to reuse. Returns tokens, wall times, costs (forwards
