@@ -434,7 +434,10 @@ def _print_table(rows: Sequence[dict[str, Any]]) -> None:
         plan = r.get("planned_ms")
         if plan:
             t, d = plan["target"], plan["drafter"]
-            how = "fitted from the run's own passes" if r.get("plan") == "online" else "given"
+            how = {
+                "online": "fitted from the run's own passes",
+                "placeholder": "the placeholder: the run ended before its passes were timed",
+            }.get(r.get("plan") or "", "given")
             print(
                 f"{r['algorithm']} planned with pass costs in ms ({how}): target TTFT {t[0]:g}, "
                 f"TPOT {t[1]:g}, per extra position {t[2]:g}; drafter TTFT {d[0]:g}, TPOT {d[1]:g}"

@@ -207,6 +207,6 @@ def run_dsi_real(
         costs,
         trace,
         log,
-        plan="online" if online is not None else "given",
+        plan="given" if online is None else "online" if planned else "placeholder",
         planned=planned or (cfg.target_latency, cfg.drafter_latency),
     )

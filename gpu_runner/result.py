@@ -87,8 +87,9 @@ class RealRun:
     # Every pass that ran (cancelled ones too): (model, first position, positions, seconds).
     pass_log: list[tuple[str, int, int, float]] = field(default_factory=list, repr=False)
     # DSI: where the costs its policy planned with came from ("online": fitted from this
-    # run's passes, gpu_runner.online_plan; "given": RunnerConfig.plan or the injected
-    # waits) and the last of them (target, drafter). SI and non-SI plan nothing.
+    # run's passes, gpu_runner.online_plan; "placeholder": planning online, but the run
+    # ended before both models' decode passes were timed; "given": RunnerConfig.plan or
+    # the injected waits) and the last of them (target, drafter). SI and non-SI plan nothing.
     plan: str | None = None
     planned: tuple[Latency, Latency] | None = None
 

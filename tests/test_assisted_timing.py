@@ -35,6 +35,7 @@ ACCEPTANCES = [0.0, 0.3, 0.8, 1.0]
 SETTINGS: dict[str, tuple[int | None, str | None]] = {
     "defaults": (None, None),
     "constant-3": (3, "constant"),
+    "constant-5": (5, "constant"),
     "heuristic-5": (5, "heuristic"),
 }
 DEFAULT_K = 20
@@ -115,10 +116,11 @@ def test_acceptance_is_the_rules(setting: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("k", "policy", "setting"), [(3, "safe", "constant-3"), (5, "adaptive", "heuristic-5")]
+    ("k", "policy", "setting"),
+    [(3, "safe", "constant-3"), (5, "safe", "constant-5"), (5, "adaptive", "heuristic-5")],
 )
 def test_same_passes_as_the_runners_si(k: int, policy: str, setting: str) -> None:
-    """The runner's SI in timing mode (fixed k = 3; the heuristic +2/-1 k from 5) scores the
+    """The runner's SI in timing mode (fixed k = 3 and 5; the heuristic +2/-1 k from 5) scores the
     same positions in the same target passes and reaches the same verdicts."""
     for seed in SEEDS:
         cfg = RunnerConfig(

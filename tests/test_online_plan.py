@@ -135,3 +135,11 @@ def test_the_driver_handling_time_is_added_to_every_pass() -> None:
     assert fit is not None
     assert (fit[0].ttft, fit[0].tpot) == (F(64, 10_000), F(44, 10_000))
     assert (fit[1].ttft, fit[1].tpot) == (F(14, 10_000), F(14, 10_000))
+
+
+def test_a_run_too_short_to_fit_says_it_planned_with_the_placeholder() -> None:
+    """One token: the drafter's and the target's only passes are prefills, so no fit."""
+    target, drafter = pair()
+    r = run(target, drafter, [1, 2], RunnerConfig(max_new_tokens=1, k=2, servers=1))
+    assert r.plan == "placeholder"
+    assert r.planned is not None and r.planned[0].tpot == 1
